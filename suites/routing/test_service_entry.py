@@ -1,0 +1,47 @@
+"""ServiceEntry routing: the hand-written route to EU through the EU gateway, and why it needs a DestinationRule."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mesh import Cluster
+from fixtures.support import checks, envoy
+from fixtures.waiting import Eventually
+from fixtures.workloads import EASTWEST_GATEWAY, GATEWAY_PORT, SERVICE_ENTRY_UPSTREAM, SERVICE_ENTRY_URL, SLEEP
+
+pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "mtls", "service-entry", "proxy-config-dump")]
+
+
+def sni_evidence(us: Cluster, eu: Cluster) -> str:
+    """What SNI the US client sends on the route, and what the EU gateway accepts."""
+    sent = envoy.upstream_sni(us.proxy_config_dump(SLEEP), SERVICE_ENTRY_UPSTREAM)
+    accepted = envoy.passthrough_server_names(eu.proxy_config_dump(EASTWEST_GATEWAY), GATEWAY_PORT)
+    verdict = "matches" if sent in accepted else "matches NONE of"
+    return f"the US client sends SNI {sent!r} ({'plaintext' if sent is None else 'mTLS'}), which {verdict} the EU gateway's AUTO_PASSTHROUGH chains {accepted}"
+
+
+@pytest.mark.manifests("routing/serviceentry-echo-eu.yaml", "routing/destinationrule-echo-eu.yaml", clusters=("us",))
+def test_service_entry_with_destination_rule_routes_to_eu_over_mtls(us: Cluster, eu: Cluster, eventually: Eventually) -> None:
+    """echo.eu.mesh.local (MESH_EXTERNAL, endpoint = EU gateway:15443) plus ISTIO_MUTUAL + sni reaches EU echo over mTLS."""
+    eventually(
+        lambda: us.call(SLEEP, SERVICE_ENTRY_URL, count=5),
+        until=checks.all_of(checks.served_from(eu.name), checks.peer_is(us.spiffe_id("sleep", "sleep"))),
+        what="US client reaching EU echo through the hand-written ServiceEntry",
+        context=lambda: sni_evidence(us, eu),
+    )
+
+
+@pytest.mark.manifests("routing/serviceentry-echo-eu.yaml", clusters=("us",))
+def test_service_entry_alone_does_not_route(us: Cluster, eu: Cluster, eventually: Eventually) -> None:
+    """Without the DestinationRule the client sends plaintext; it reaches the EU gateway, which drops it."""
+    endpoints = [(e.address, e.port) for e in us.proxy_endpoints(SLEEP, SERVICE_ENTRY_UPSTREAM)]
+    assert endpoints == [(eu.gateway_address(), GATEWAY_PORT)], (
+        f"expected the ServiceEntry's only endpoint to be the EU gateway {eu.gateway_address()}:{GATEWAY_PORT}; observed {endpoints}"
+    )
+    sent = envoy.upstream_sni(us.proxy_config_dump(SLEEP), SERVICE_ENTRY_UPSTREAM)
+    assert sent is None, f"expected plaintext (no SNI) towards a MESH_EXTERNAL entry without DestinationRule; the client sends SNI {sent!r}"
+    eventually(
+        lambda: us.call(SLEEP, SERVICE_ENTRY_URL, count=5),
+        until=checks.refused(),
+        what="the EU gateway dropping plaintext from the ServiceEntry route",
+    )

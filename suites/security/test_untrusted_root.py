@@ -1,0 +1,29 @@
+"""mTLS: a client whose certificate comes from a root the mesh does not trust is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mesh import Cluster
+from fixtures.support import checks
+from fixtures.waiting import Eventually
+from fixtures.workloads import CLIENT_WITH_UNTRUSTED_ROOT, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
+
+pytestmark = [
+    pytest.mark.core,
+    pytest.mark.features("multi-network", "mtls", "foreign-root-client"),
+    pytest.mark.manifests("security/echo-in-eu-only.yaml"),
+    pytest.mark.manifests("security/client-with-untrusted-root.yaml", clusters=("us",)),
+]
+
+
+@pytest.mark.parametrize("url", [ECHO_URL, ECHO_EU_ONLY_URL], ids=["echo-both-clusters", "echo-eu-only"])
+def test_client_with_untrusted_root_is_refused(us: Cluster, url: str, eventually: Eventually) -> None:
+    """Servers in both clusters reject a certificate from an untrusted root, while the trusted client gets through."""
+    control = us.call(SLEEP, url, count=3)
+    checks.expect(control, checks.ok(), context="control failed: the trusted client cannot reach the service either")
+    eventually(
+        lambda: us.call(CLIENT_WITH_UNTRUSTED_ROOT, url, count=5),
+        until=checks.refused(),
+        what="servers refusing a client certificate from an untrusted root",
+    )

@@ -1,0 +1,28 @@
+"""Topology: the two clusters form one mesh, on two networks."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mesh import Mesh
+
+pytestmark = [pytest.mark.core, pytest.mark.features("multi-network")]
+
+
+def test_clusters_share_mesh_id_and_trust_domain(mesh: Mesh) -> None:
+    """Every cluster's control plane runs the same mesh ID and trust domain."""
+    configs = {name: cluster.mesh_config() for name, cluster in mesh.clusters.items()}
+    mesh_ids = {name: c.mesh_id for name, c in configs.items()}
+    trust_domains = {name: c.trust_domain for name, c in configs.items()}
+    assert set(mesh_ids.values()) == {mesh.topology.mesh_id}, f"expected mesh ID {mesh.topology.mesh_id!r} everywhere; observed {mesh_ids}"
+    assert set(trust_domains.values()) == {mesh.topology.trust_domain}, (
+        f"expected trust domain {mesh.topology.trust_domain!r} everywhere; observed {trust_domains}"
+    )
+
+
+def test_clusters_are_on_distinct_networks(mesh: Mesh) -> None:
+    """Each cluster's control plane names its own network, and no two share one."""
+    networks = {name: cluster.mesh_config().network for name, cluster in mesh.clusters.items()}
+    expected = {name: cluster.network for name, cluster in mesh.clusters.items()}
+    assert networks == expected, f"expected networks {expected}; control planes report {networks}"
+    assert len(set(networks.values())) == len(networks), f"networks must differ between clusters; observed {networks}"
