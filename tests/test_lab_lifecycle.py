@@ -1,0 +1,195 @@
+"""The lab leaves nothing behind: not after a clean stop, not after kill -9 of its owner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.backends.lab.launcher import explain
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from fixtures.backends.lab.client import LabMesh
+mesh = LabMesh(Path(sys.argv[1]))
+mesh.install()
+print("READY", flush=True)
+time.sleep(120)
+"""
+
+
+def _procs() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, comm) for every process on the machine."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            out[int(entry)] = (int(fields[1]), comm)
+    return out
+
+
+def _descendants(root: int) -> dict[int, str]:
+    procs = _procs()
+    found, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, comm) in procs.items():
+            if ppid == parent and pid not in found:
+                found[pid] = comm
+                frontier.append(pid)
+    return found
+
+
+def _netns_of(pid: int | str) -> set[str]:
+    """The network namespace a process is in, and those it holds open by fd."""
+    seen = set()
+    try:
+        seen.add(os.readlink(f"/proc/{pid}/ns/net"))
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("net:["):
+                seen.add(target)
+    except OSError:
+        pass
+    return seen
+
+
+def _netns_in_use() -> set[str]:
+    """Every network namespace any process is in or holds an fd to."""
+    return set().union(*(_netns_of(entry) for entry in os.listdir("/proc") if entry.isdigit()))
+
+
+def _mounts() -> set[str]:
+    return {" ".join(line.split()[3:5]) for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+
+
+def test_kill_9_of_the_owner_leaves_no_process_namespace_or_mount() -> None:
+    netns_before, mounts_before = _netns_in_use(), _mounts()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(ROOT / "manifests")], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "READY"
+        lab = _descendants(holder.pid)
+        comms = sorted(lab.values())
+        assert comms.count("envoy") >= 6, f"expected the lab's Envoy proxies under the session; found {comms}"
+        assert any(c.startswith("python") for pid, c in lab.items() if pid != holder.pid), f"no echo process found: {comms}"
+        lab_netns = set().union(*(_netns_of(pid) for pid in lab)) - netns_before
+        assert len(lab_netns) >= 8, f"expected the lab's pod namespaces; found {lab_netns}"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = {pid: comm for pid, comm in lab.items() if pid in _procs()}
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, f"lab processes outlived kill -9 of their owner: {alive}"
+    leaked = lab_netns & _netns_in_use()
+    assert not leaked, f"network namespaces of the lab still exist: {leaked}"
+    assert _mounts() <= mounts_before, f"new mounts after the lab: {_mounts() - mounts_before}"
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.strip()
+    assert "eastwest" not in listed and "us" not in listed.split(), f"named namespaces left: {listed}"
+
+
+def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mesh", "minikube"], "argument --mesh: invalid choice: 'minikube'"),
+        (["--mesh", "kind"], "--mesh kind: this backend is not available in this version yet"),
+        (["--timeout", "convergance=5"], "expected NAME=SECONDS with NAME one of apply, convergence"),
+        (["--sample-size", "0"], "must be at least 1"),
+        (["--manifests", "/nonexistent"], "no topology.yaml there"),
+        (["--envoy", "/nonexistent/envoy"], "Envoy binary /nonexistent/envoy is missing or not executable"),
+        (["--lab-name", "no-such-lab"], "no lab named 'no-such-lab' is running"),
+    ],
+    ids=["unknown-backend", "unbuilt-backend", "bad-timeout", "bad-sample-size", "no-manifests", "no-envoy", "no-lab"],
+)
+def test_bad_input_gets_one_clear_line_and_no_traceback(args: list[str], message: str) -> None:
+    before = _netns_in_use()
+    result = _pytest("suites/topology/test_mesh_identity.py", *args)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert message in output, output
+    assert "Traceback" not in output, output
+    assert not (_netns_in_use() - before), "a failed start left a namespace behind"
+
+
+def test_invalid_topology_is_one_line(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "manifests", tmp_path / "m")
+    topo = tmp_path / "m" / "topology.yaml"
+    topo.write_text(topo.read_text().replace("podSubnet: 10.20.0.0/16", "podSubnet: 10.10.0.0/16"))
+    result = _pytest("suites/topology/test_mesh_identity.py", "--manifests", str(tmp_path / "m"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "subnets 10.10.0.0/16 and 10.10.0.0/16 overlap" in output, output
+    assert "Traceback" not in output, output
+
+
+def test_cli_down_of_a_missing_lab_is_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "fixtures.cli", "lab", "down", "--name", "nope"], cwd=ROOT,
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "eastwest: no lab named 'nope' is running (start one with: eastwest lab up --name nope)"
+
+
+def test_cli_up_call_down(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    name = f"selftest-{os.getpid()}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fixtures.cli", "lab", *args, "--name", name], cwd=ROOT,
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    up = cli("up")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "up in" in up.stdout
+        call = cli("call", "--from", "us/sleep/sleep", "http://echo.echo.svc.cluster.local/", "-n", "4")
+        assert call.returncode == 0, call.stdout + call.stderr
+        assert "cluster=us" in call.stdout and "cluster=eu" in call.stdout, call.stdout
+    finally:
+        down = cli("down")
+    assert down.returncode == 0, down.stderr
+    again = cli("status")
+    assert again.returncode == 2 and "no lab named" in again.stderr
+
+
+def test_unshare_failures_are_explained_in_one_line() -> None:
+    """Real unshare errors, produced in a user namespace whose limit is zero, become one actionable line."""
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         "echo 0 > /proc/sys/user/max_user_namespaces && unshare --user --map-root-user --net true"],
+        capture_output=True, text=True,
+    )
+    if probe.returncode == 0 or "unshare failed" not in probe.stderr:
+        pytest.skip(f"cannot produce a user-namespace failure here: {probe.stderr.strip() or 'it succeeded'}")
+    line = explain(probe.stderr, unprivileged=True)
+    assert "\n" not in line and "user.max_user_namespaces" in line, line
+    denied = "unshare: unshare failed: Operation not permitted\n"
+    assert "enable user namespaces" in explain(denied, unprivileged=True)
+    assert "CAP_SYS_ADMIN" in explain(denied, unprivileged=False)

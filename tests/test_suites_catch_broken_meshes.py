@@ -1,0 +1,79 @@
+"""The suites catch broken meshes: break the lab by hand, the matching test fails and names the cause.
+
+Each case runs the real suite test in a pytest subprocess against a lab broken in one way,
+and checks both that it fails and that its message says why. A control run on the healthy
+lab proves the same tests pass when nothing is broken.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MTLS = "suites/security/test_mtls_across_gateway.py"
+SE_ROUTE = "suites/routing/test_service_entry.py::test_service_entry_with_destination_rule_routes_to_eu_over_mtls"
+LOCALITY = "suites/locality/test_locality_preference.py::test_healthy_clusters_serve_their_own_region"
+
+pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
+
+
+def run_suites(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "convergence=4", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
+def broken_manifests(tmp_path: Path, relative: str, edit: Callable[[dict], None]) -> Path:
+    """A copy of manifests/ with one document of one file edited."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(ROOT / "manifests", copy)
+    path = copy / relative
+    doc = yaml.safe_load(path.read_text())
+    edit(doc)
+    path.write_text(yaml.safe_dump(doc))
+    return copy
+
+
+def test_the_healthy_lab_passes_the_same_tests() -> None:
+    result = run_suites(MTLS, SE_ROUTE, LOCALITY)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_two_root_cas_fail_mtls_naming_the_shared_root() -> None:
+    result = run_suites(MTLS, "--lab-fault", "split-roots")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "1 failed" in result.stdout
+    assert "the clusters do not share one root CA" in result.stdout, result.stdout[-3000:]
+
+
+def test_destination_rule_without_sni_fails_the_route_naming_the_sni(tmp_path: Path) -> None:
+    def drop_sni(doc: dict) -> None:
+        del doc["spec"]["trafficPolicy"]["tls"]["sni"]
+
+    manifests = broken_manifests(tmp_path, "suites/routing/destinationrule-echo-eu.yaml", drop_sni)
+    result = run_suites(SE_ROUTE, "--manifests", str(manifests))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert (
+        "the US client sends SNI 'outbound_.15443_._.echo.eu.mesh.local' (mTLS), which matches NONE of "
+        "the EU gateway's AUTO_PASSTHROUGH chains"
+    ) in result.stdout, result.stdout[-3000:]
+
+
+def test_locality_load_balancing_off_fails_preference_naming_it(tmp_path: Path) -> None:
+    def drop_outlier_detection(doc: dict) -> None:
+        del doc["spec"]["trafficPolicy"]["outlierDetection"]
+
+    manifests = broken_manifests(tmp_path, "suites/locality/destinationrule-echo-failover.yaml", drop_outlier_detection)
+    result = run_suites(LOCALITY, "--manifests", str(manifests))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "2 failed" in result.stdout
+    assert "locality load balancing is off" in result.stdout, result.stdout[-3000:]
