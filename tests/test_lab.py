@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from fixtures.backends.lab.client import LabMesh
+from fixtures.options import Timeouts
 from fixtures.support import install
 from fixtures.support.errors import ConfigError, ManifestError
 from fixtures.support.manifest import parse
@@ -78,6 +79,20 @@ def test_applied_config_reaches_running_proxies_without_restart(lab: LabMesh) ->
 def _envoy_pids(lab: LabMesh) -> set[str]:
     status = lab.conn.request("status")
     return {f"{c}/{p['namespace']}/{p['name']}={p['envoy_pid']}" for c, v in status["clusters"].items() for p in v["pods"] if p["envoy_pid"]}
+
+
+def test_calls_default_to_the_runs_request_time_limit(lab: LabMesh) -> None:
+    """``--timeout request=S`` bounds every call that names no timeout of its own."""
+    us = lab.cluster("us")
+    saved = us.timeouts
+    us.timeouts = Timeouts(request=0.3)
+    try:
+        (slow,) = us.call(SLEEP, ECHO_URL + "?delay=1", count=1)
+        assert slow.status is None and slow.error == "timed out" and slow.latency_s < 0.9, slow.summary()
+        (patient,) = us.call(SLEEP, ECHO_URL + "?delay=1", count=1, timeout=3.0)
+        assert patient.ok, patient.summary()
+    finally:
+        us.timeouts = saved
 
 
 def test_unsupported_field_is_refused_by_name_and_changes_nothing(lab: LabMesh) -> None:

@@ -18,7 +18,7 @@ def test_plaintext_to_15443_is_refused(mesh: Mesh, gateway_cluster: str) -> None
     (client,) = [c for c in mesh.clusters.values() if c.name != gateway_cluster]
     address = mesh.cluster(gateway_cluster).gateway_address()
     assert address, f"the {gateway_cluster} gateway has no address"
-    result = client.probe(SLEEP, address, GATEWAY_PORT, send=PLAINTEXT_REQUEST, timeout=2.0)
+    result = client.probe(SLEEP, address, GATEWAY_PORT, send=PLAINTEXT_REQUEST)
     assert not result.reply.startswith(b"HTTP/"), f"the {gateway_cluster} gateway answered plaintext HTTP on {GATEWAY_PORT}: {result.summary()}"
     assert not result.connected or result.closed_by_peer, (
         f"expected the {gateway_cluster} gateway to refuse or close a plaintext connection; {result.summary()}"
