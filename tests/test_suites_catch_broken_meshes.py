@@ -69,11 +69,17 @@ def test_destination_rule_without_sni_fails_the_route_naming_the_sni(tmp_path: P
     ) in result.stdout, result.stdout[-3000:]
 
 
-def test_locality_load_balancing_off_fails_preference_naming_it(tmp_path: Path) -> None:
-    def drop_outlier_detection(doc: dict) -> None:
-        del doc["spec"]["trafficPolicy"]["outlierDetection"]
+def _drop_outlier_detection(doc: dict) -> None:
+    del doc["spec"]["trafficPolicy"]["outlierDetection"]
 
-    manifests = broken_manifests(tmp_path, "suites/locality/destinationrule-echo-failover.yaml", drop_outlier_detection)
+
+def _disable_locality_lb(doc: dict) -> None:
+    doc["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["enabled"] = False
+
+
+@pytest.mark.parametrize("breakage", [_drop_outlier_detection, _disable_locality_lb], ids=["no-outlier-detection", "locality-lb-disabled"])
+def test_locality_load_balancing_off_fails_preference_naming_it(tmp_path: Path, breakage: Callable[[dict], None]) -> None:
+    manifests = broken_manifests(tmp_path, "suites/locality/destinationrule-echo-failover.yaml", breakage)
     result = run_suites(LOCALITY, "--manifests", str(manifests))
     assert result.returncode == 1, result.stdout[-3000:]
     assert "2 failed" in result.stdout
