@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 conformance: $(STAMP)
-	$(BIN)/pytest suites/ --alluredir=reports/allure-results $(PYTEST_ARGS)
+	$(BIN)/pytest suites/ --alluredir=reports/allure-results --clean-alluredir $(PYTEST_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest tests/ $(PYTEST_ARGS)
