@@ -4,17 +4,16 @@ answers: batches sent through a running lab, its real Envoy proxies and echo ser
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from fixtures.backends.lab.client import LabMesh
-from fixtures.support import checks, install
+from fixtures.support import checks
 from fixtures.support.echo import EchoResponse
 from fixtures.workloads import CLIENT_WITH_UNTRUSTED_ROOT, CLIENT_WITHOUT_SIDECAR, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
+from tests.labs import running_lab
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 SLEEP_ID = "spiffe://corp.local/ns/sleep/sa/sleep"
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
@@ -22,18 +21,9 @@ pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabMesh]:
-    mesh = LabMesh(MANIFESTS)
-    try:
-        mesh.install()
-        for name in mesh.topology.names:
-            mesh.cluster(name).apply(install.documents(MANIFESTS, mesh.topology, name, [
-                "suites/security/echo-in-eu-only.yaml",
-                "suites/security/client-with-untrusted-root.yaml",
-                "suites/security/client-without-sidecar.yaml",
-            ]))
+    with running_lab("security/echo-in-eu-only.yaml", "security/client-with-untrusted-root.yaml",
+                     "security/client-without-sidecar.yaml") as mesh:
         yield mesh
-    finally:
-        mesh.close()
 
 
 @pytest.fixture(scope="module")

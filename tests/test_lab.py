@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -14,20 +13,16 @@ from fixtures.support import install
 from fixtures.support.errors import ConfigError, ManifestError
 from fixtures.support.manifest import parse
 from fixtures.workloads import ECHO, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
+from tests.labs import MANIFESTS, running_lab
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabMesh]:
-    mesh = LabMesh(MANIFESTS)
-    try:
-        mesh.install()
+    with running_lab() as mesh:
         yield mesh
-    finally:
-        mesh.close()
 
 
 def test_us_client_reaches_eu_echo_through_the_gateways_with_its_spiffe_id(lab: LabMesh) -> None:

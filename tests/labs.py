@@ -1,0 +1,26 @@
+"""A running lab for self-tests: started, installed, and always torn down."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from fixtures.backends.lab.client import LabMesh
+from fixtures.support import install
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
+
+
+@contextlib.contextmanager
+def running_lab(*suite_manifests: str) -> Iterator[LabMesh]:
+    """A lab with the base install plus ``suite_manifests`` (paths under manifests/suites/) in every cluster."""
+    mesh = LabMesh(MANIFESTS)
+    try:
+        mesh.install()
+        paths = [f"suites/{p}" for p in suite_manifests]
+        for name in mesh.topology.names if paths else ():
+            mesh.cluster(name).apply(install.documents(MANIFESTS, mesh.topology, name, paths))
+        yield mesh
+    finally:
+        mesh.close()
