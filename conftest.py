@@ -1,10 +1,11 @@
-"""The harness is a set of plugin modules under fixtures/, registered here and only here."""
+"""Registers the harness, the pytest plugin in fixtures/.
 
-pytest_plugins = (
-    "fixtures.options",
-    "fixtures.gating",
-    "fixtures.clusters",
-    "fixtures.waiting",
-    "fixtures.manifests",
-    "fixtures.reporting",
-)
+An installed eastwest registers the same modules through its ``pytest11`` entry point (as
+``eastwest.fixtures``); then this file registers nothing, so no module runs twice.
+"""
+
+import importlib.util
+import os
+
+_installed = importlib.util.find_spec("eastwest.fixtures") is not None and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+pytest_plugins = () if _installed else ("fixtures.plugin",)

@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fixtures.backends.lab.client import LabMesh  # noqa: E402
-from fixtures.workloads import ECHO_URL, SLEEP  # noqa: E402
+from eastwest.backends.lab.mesh import LabMesh  # noqa: E402
+from eastwest.workloads import ECHO_URL, SLEEP  # noqa: E402
 
 
 def one_run() -> tuple[float, float]:

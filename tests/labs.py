@@ -6,8 +6,8 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-from fixtures.backends.lab.client import LabMesh
-from fixtures.support import install
+from eastwest.backends.lab.mesh import LabMesh
+from eastwest.support import install
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 

@@ -8,10 +8,10 @@ from typing import Iterator
 
 import pytest
 
-from fixtures.backends.lab.client import LabMesh
-from fixtures.support import checks
-from fixtures.support.echo import EchoResponse
-from fixtures.workloads import CLIENT_WITH_UNTRUSTED_ROOT, CLIENT_WITHOUT_SIDECAR, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
+from eastwest.backends.lab.mesh import LabMesh
+from eastwest.support import checks
+from eastwest.support.echo import EchoResponse
+from eastwest.workloads import CLIENT_WITH_UNTRUSTED_ROOT, CLIENT_WITHOUT_SIDECAR, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
 from tests.labs import running_lab
 
 SLEEP_ID = "spiffe://corp.local/ns/sleep/sa/sleep"

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from fixtures.support.echo import EchoResponse
-from fixtures.support.errors import ConvergenceTimeout, MeshError
-from fixtures.support.eventually import eventually
+from eastwest.support.echo import EchoResponse
+from eastwest.support.errors import ConvergenceTimeout, MeshError
+from eastwest.support.eventually import eventually
 
 FAST = {"within": 0.3, "interval": 0.01}
 

@@ -7,12 +7,12 @@ from typing import Iterator
 
 import pytest
 
-from fixtures.backends.lab.client import LabMesh
-from fixtures.options import Timeouts
-from fixtures.support import install
-from fixtures.support.errors import ConfigError, ManifestError
-from fixtures.support.manifest import parse
-from fixtures.workloads import ECHO, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
+from eastwest.backends.lab.mesh import LabMesh
+from eastwest.settings import Timeouts
+from eastwest.support import install
+from eastwest.support.errors import ConfigError, ManifestError
+from eastwest.support.manifest import parse
+from eastwest.workloads import ECHO, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
 from tests.labs import MANIFESTS, running_lab
 
 
@@ -72,8 +72,8 @@ def test_applied_config_reaches_running_proxies_without_restart(lab: LabMesh) ->
 
 
 def _envoy_pids(lab: LabMesh) -> set[str]:
-    status = lab.conn.request("status")
-    return {f"{c}/{p['namespace']}/{p['name']}={p['envoy_pid']}" for c, v in status["clusters"].items() for p in v["pods"] if p["envoy_pid"]}
+    status = lab.status()
+    return {f"{c}/{p.namespace}/{p.name}={p.envoy_pid}" for c, v in status.clusters.items() for p in v.pods if p.envoy_pid}
 
 
 def test_calls_default_to_the_runs_request_time_limit(lab: LabMesh) -> None:

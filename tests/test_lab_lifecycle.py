@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.backends.lab.launcher import explain
+from eastwest.backends.lab.launcher import explain
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab
 HOLDER = """
 import sys, time
 from pathlib import Path
-from fixtures.backends.lab.client import LabMesh
+from eastwest.backends.lab.mesh import LabMesh
 mesh = LabMesh(Path(sys.argv[1]))
 mesh.install()
 print("READY", flush=True)
@@ -121,7 +121,7 @@ def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["--mesh", "minikube"], "argument --mesh: invalid choice: 'minikube'"),
         (["--mesh", "kind"], "--mesh kind: this backend is not available in this version yet"),
-        (["--timeout", "convergance=5"], "expected NAME=SECONDS with NAME one of apply, convergence"),
+        (["--mesh-timeout", "convergance=5"], "expected NAME=SECONDS with NAME one of apply, convergence"),
         (["--sample-size", "0"], "must be at least 1"),
         (["--manifests", "/nonexistent"], "no topology.yaml there"),
         (["--envoy", "/nonexistent/envoy"], "Envoy binary /nonexistent/envoy is missing or not executable"),
@@ -151,7 +151,7 @@ def test_invalid_topology_is_one_line(tmp_path: Path) -> None:
 
 
 def test_cli_down_of_a_missing_lab_is_one_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "fixtures.cli", "lab", "down", "--name", "nope"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "eastwest.cli", "lab", "down", "--name", "nope"], cwd=ROOT,
                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 2
     assert result.stderr.strip() == "eastwest: no lab named 'nope' is running (start one with: eastwest lab up --name nope)"
@@ -162,7 +162,7 @@ def test_cli_up_call_down(tmp_path: Path) -> None:
     name = f"selftest-{os.getpid()}"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "fixtures.cli", "lab", *args, "--name", name], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "eastwest.cli", "lab", *args, "--name", name], cwd=ROOT,
                               capture_output=True, text=True, env=env, timeout=60)
 
     up = cli("up")

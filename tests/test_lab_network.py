@@ -9,9 +9,9 @@ from typing import Iterator
 import pytest
 from pyroute2 import IPRoute
 
-from fixtures.backends.lab.netns import NetNS
-from fixtures.backends.lab.network import LabNetwork, node_bridge_mac
-from fixtures.support.topology import load_topology
+from eastwest.backends.lab.netns import NetNS
+from eastwest.backends.lab.network import LabNetwork, node_bridge_mac
+from eastwest.support.topology import load_topology
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 

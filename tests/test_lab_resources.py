@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures.backends.lab.resources import Key, Store, parse_duration, validate
-from fixtures.support import install, manifest
-from fixtures.support.errors import ManifestError
-from fixtures.support.manifest import Document
-from fixtures.support.topology import load_topology
+from eastwest.backends.lab.apiserver import Key, Store, parse_duration, validate
+from eastwest.support import install, manifest
+from eastwest.support.errors import ManifestError
+from eastwest.support.manifest import Document
+from eastwest.support.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent / "manifests"
 TOPO = load_topology(ROOT / "topology.yaml")

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.support import install, manifest
-from fixtures.support.errors import ConfigError, ManifestError
-from fixtures.support.topology import load_topology
+from eastwest.support import install, manifest
+from eastwest.support.errors import ConfigError, ManifestError
+from eastwest.support.topology import load_topology
 from tests import schemas
 
 ROOT = Path(__file__).resolve().parents[1]

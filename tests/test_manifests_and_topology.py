@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures.support import install, manifest
-from fixtures.support.errors import ConfigError, ManifestError
-from fixtures.support.manifest import Document
-from fixtures.support.topology import load_topology
+from eastwest.support import install, manifest
+from eastwest.support.errors import ConfigError, ManifestError
+from eastwest.support.manifest import Document
+from eastwest.support.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent / "manifests"
 TOPOLOGY = ROOT / "topology.yaml"

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from fixtures.support.pki import mesh_cas
-from fixtures.support.spiffe import SpiffeId
+from eastwest.support.pki import mesh_cas
+from eastwest.support.spiffe import SpiffeId
 
 SLEEP = SpiffeId("corp.local", "sleep", "sleep")
 ECHO = SpiffeId("corp.local", "echo", "echo")

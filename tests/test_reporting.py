@@ -28,7 +28,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     out = tmp_path_factory.mktemp("allure")
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--alluredir={out}",
-         "--lab-fault", "split-roots", "--timeout", "convergence=2",
+         "--lab-break", "split-roots", "--mesh-timeout", "convergence=2",
          "suites/security/test_mtls_across_gateway.py", "suites/topology/test_mesh_identity.py"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )

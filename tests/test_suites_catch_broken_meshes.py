@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab
 def run_suites(*args: str, convergence: float = 4) -> subprocess.CompletedProcess[str]:
     """Run suite tests; a broken mesh never converges, so its runs wait only ``convergence`` seconds."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", f"convergence={convergence}", *args],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--mesh-timeout", f"convergence={convergence}", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
 
@@ -50,7 +50,7 @@ def test_the_healthy_lab_passes_the_same_tests() -> None:
 
 
 def test_two_root_cas_fail_mtls_naming_the_shared_root() -> None:
-    result = run_suites(MTLS, "--lab-fault", "split-roots")
+    result = run_suites(MTLS, "--lab-break", "split-roots")
     assert result.returncode == 1, result.stdout[-3000:]
     assert "1 failed" in result.stdout
     assert "the clusters do not share one root CA" in result.stdout, result.stdout[-3000:]

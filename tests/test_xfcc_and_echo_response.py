@@ -13,10 +13,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from fixtures.apps import echo as echo_app
-from fixtures.support.echo import EchoResponse, XfccElement, as_dicts, parse_xfcc
-from fixtures.support.pki import mesh_cas
-from fixtures.support.spiffe import SpiffeId
+from eastwest.apps import echo as echo_app
+from eastwest.support.echo import EchoResponse, XfccElement, as_dicts, parse_xfcc
+from eastwest.support.pki import mesh_cas
+from eastwest.support.spiffe import SpiffeId
 
 SLEEP_ID = "spiffe://corp.local/ns/sleep/sa/sleep"
 ECHO_ID = "spiffe://corp.local/ns/echo/sa/echo"

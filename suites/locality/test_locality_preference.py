@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from fixtures.mesh import Cluster, Mesh
-from fixtures.options import Settings
-from fixtures.support import checks
-from fixtures.waiting import Eventually
-from fixtures.workloads import ECHO_UPSTREAM, ECHO_URL, SLEEP
+from eastwest.mesh import Cluster, Mesh
+from eastwest.settings import Settings
+from eastwest.support import checks
+from eastwest.support.eventually import Eventually
+from eastwest.workloads import ECHO_UPSTREAM, ECHO_URL, SLEEP
 
 pytestmark = [pytest.mark.extended, pytest.mark.features("multi-network", "locality-lb", "proxy-config-dump")]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mesh import Cluster
-from fixtures.support import checks, envoy
-from fixtures.waiting import Eventually
-from fixtures.workloads import EASTWEST_GATEWAY, GATEWAY_PORT, SERVICE_ENTRY_UPSTREAM, SERVICE_ENTRY_URL, SLEEP
+from eastwest.mesh import Cluster
+from eastwest.support import checks, envoy
+from eastwest.support.eventually import Eventually
+from eastwest.workloads import EASTWEST_GATEWAY, GATEWAY_PORT, SERVICE_ENTRY_UPSTREAM, SERVICE_ENTRY_URL, SLEEP
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "mtls", "service-entry", "proxy-config-dump")]
 

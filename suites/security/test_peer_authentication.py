@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mesh import Cluster
-from fixtures.support import checks
-from fixtures.waiting import Eventually
-from fixtures.workloads import CLIENT_WITHOUT_SIDECAR, ECHO_URL
+from eastwest.mesh import Cluster
+from eastwest.support import checks
+from eastwest.support.eventually import Eventually
+from eastwest.workloads import CLIENT_WITHOUT_SIDECAR, ECHO_URL
 
 pytestmark = [pytest.mark.core, pytest.mark.features("mtls", "peer-authentication", "sidecarless-client")]
 

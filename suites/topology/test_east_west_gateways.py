@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mesh import Mesh
-from fixtures.workloads import GATEWAY_PORT, SLEEP
+from eastwest.mesh import Mesh
+from eastwest.workloads import GATEWAY_PORT, SLEEP
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "raw-tcp-probe")]
 

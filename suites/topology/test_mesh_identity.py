@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mesh import Mesh
+from eastwest.mesh import Mesh
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network")]
 

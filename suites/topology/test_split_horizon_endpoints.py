@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mesh import Cluster
-from fixtures.workloads import ECHO, ECHO_UPSTREAM, GATEWAY_PORT, SLEEP
+from eastwest.mesh import Cluster
+from eastwest.workloads import ECHO, ECHO_UPSTREAM, GATEWAY_PORT, SLEEP
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "proxy-config-dump")]
 

@@ -1,0 +1,170 @@
+"""The lab as a :class:`~eastwest.mesh.Mesh`: every operation is a typed request to the lab supervisor."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from eastwest.backends.lab import protocol as rpc
+from eastwest.backends.lab.launcher import connect, launch, wait_closed
+from eastwest.mesh import FEATURES, Cluster, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, Workload
+from eastwest.settings import Timeouts
+from eastwest.support import install
+from eastwest.support.echo import EchoResponse
+from eastwest.support.errors import LabError
+from eastwest.support.manifest import Document
+from eastwest.support.topology import Topology, load_topology
+
+log = logging.getLogger("eastwest.lab")
+
+
+def _wire(docs: Iterable[Document]) -> list[rpc.WireDocument]:
+    return [rpc.WireDocument(d.body, d.source) for d in docs]
+
+
+class LabCluster(Cluster):
+    """One lab cluster."""
+
+    def __init__(self, mesh: LabMesh, name: str):
+        super().__init__(mesh.topology.cluster(name), mesh.topology, mesh.timeouts)
+        self._mesh = mesh
+
+    def _status(self) -> rpc.ClusterStatus:
+        return self._mesh.conn.request(rpc.Status()).clusters[self.name]
+
+    def _mesh_config(self) -> MeshConfig:
+        mesh = self._status().mesh
+        if mesh is None:
+            return MeshConfig("", "", "", "")
+        return MeshConfig(mesh.mesh_id, mesh.trust_domain, mesh.network, mesh.cluster_name)
+
+    def gateway_address(self) -> str | None:
+        return self._status().gateway_address
+
+    def apply(self, documents: Iterable[Document]) -> None:
+        self._mesh.conn.request(rpc.Apply(self.name, _wire(documents), self.timeouts.apply))
+
+    def delete(self, documents: Iterable[Document]) -> None:
+        self._mesh.conn.request(rpc.Delete(self.name, _wire(documents), self.timeouts.apply))
+
+    def _call(self, client: Workload, url: str, *, count: int, headers: dict[str, str], timeout: float) -> list[EchoResponse]:
+        results = self._mesh.conn.request(rpc.Call(self.name, str(client), url, count, headers, timeout))
+        return [
+            EchoResponse.failed(url=r.url, error=r.error or "no response", latency_s=r.latency_s) if r.status is None
+            else EchoResponse.from_http(url=r.url, status=r.status, headers=r.headers, body=r.body, latency_s=r.latency_s)
+            for r in results
+        ]
+
+    def _probe(self, client: Workload, address: str, port: int, *, send: bytes, timeout: float) -> ProbeResult:
+        r = self._mesh.conn.request(rpc.Probe(self.name, str(client), address, port, send, timeout))
+        return ProbeResult(r.connected, r.error, r.reply, r.closed_by_peer)
+
+    def pod_ips(self, workload: Workload | str) -> list[str]:
+        return self._mesh.conn.request(rpc.PodIps(self.name, str(Workload.parse(workload))))
+
+    def _admin(self, workload: Workload, path: str) -> str:
+        return self._mesh.conn.request(rpc.Admin(self.name, str(workload), path, self.timeouts.request))
+
+    def _proxy_endpoints(self, workload: Workload, upstream: str) -> list[ProxyEndpoint]:
+        data = json.loads(self._admin(workload, "/clusters?format=json"))
+        out = []
+        for status in data.get("cluster_statuses", []):
+            if status.get("name") != upstream:
+                continue
+            for host in status.get("host_statuses", []):
+                addr = host["address"]["socket_address"]
+                loc = host.get("locality") or {}
+                health = host.get("health_status") or {}
+                healthy = health.get("eds_health_status", "HEALTHY") == "HEALTHY" and not health.get("failed_outlier_check")
+                out.append(ProxyEndpoint(addr["address"], int(addr["port_value"]), "/".join(filter(None, [loc.get("region"), loc.get("zone")])),
+                                         int(host.get("priority", 0)), healthy, int(host.get("weight", 1))))
+        return out
+
+    def proxy_config_dump(self, workload: Workload | str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self._admin(Workload.parse(workload), "/config_dump"))
+        return result
+
+    def proxy_logs(self, workload: Workload | str, lines: int = 50) -> str | None:
+        """The proxy's own log and access log, and the app's."""
+        return self._mesh.conn.request(rpc.Logs(self.name, str(Workload.parse(workload)), lines))
+
+
+class LabMesh(Mesh):
+    """The embedded two-network lab: started here (and stopped by ``close``), or attached to by name."""
+
+    backend = "lab"
+    features = frozenset(FEATURES)
+
+    def __init__(self, manifests: Path, *, name: str | None = None, breaks: frozenset[str] = frozenset(), attach: bool = False,
+                 envoy: str | None = None, timeouts: Timeouts | None = None, detach: bool = False):
+        self.manifests = manifests
+        self.timeouts = timeouts or Timeouts()
+        self.topology: Topology = load_topology(manifests / "topology.yaml")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.owned = not attach
+        if attach:
+            assert name is not None
+            self.name = name
+        else:
+            self.name, self.process = launch(self.topology.source, within=self.timeouts.bring_up, name=name, breaks=breaks,
+                                             detach=detach, envoy=envoy)
+        self.conn = connect(self.name)
+        self._clusters = {n: LabCluster(self, n) for n in self.topology.names}
+
+    @property
+    def identity(self) -> str:
+        return f"lab-{self.name}"
+
+    @property
+    def clusters(self) -> Mapping[str, Cluster]:
+        return self._clusters
+
+    def install(self) -> None:
+        """Install Istio, the east-west gateways and the base workloads in every cluster."""
+        try:
+            for name in self.topology.names:
+                t0 = time.monotonic()
+                self.conn.request(rpc.Install(
+                    name,
+                    install.helm_values(self.manifests, self.topology, name, install.ISTIOD_VALUES),
+                    install.helm_values(self.manifests, self.topology, name, install.GATEWAY_VALUES),
+                    self.timeouts.apply,
+                ))
+                log.info("lab: %s control plane and east-west gateway up in %.2fs", name, time.monotonic() - t0)
+            for name in self.topology.names:
+                t0 = time.monotonic()
+                self._clusters[name].apply(install.documents(self.manifests, self.topology, name, install.BASE_MANIFESTS))
+                log.info("lab: %s base workloads running in %.2fs", name, time.monotonic() - t0)
+        except Exception:
+            self.shutdown()
+            raise
+
+    def status(self) -> rpc.LabStatus:
+        return self.conn.request(rpc.Status())
+
+    def shutdown(self) -> None:
+        """Stop the supervisor (and with it every process and namespace of the lab); returns once
+        a new lab of the same name can start."""
+        try:
+            self.conn.request(rpc.Shutdown())
+            wait_closed(self.conn, self.timeouts.apply)
+        except LabError:
+            pass
+        self.conn.close()
+        if self.process is not None:
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def close(self) -> None:
+        """Release what this object started: a lab it launched stops, an attached one keeps running."""
+        if self.owned:
+            self.shutdown()
+        else:
+            self.conn.close()

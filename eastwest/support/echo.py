@@ -1,0 +1,237 @@
+"""Typed responses from the echo server, and X-Forwarded-Client-Cert parsing.
+
+The echo server (``fixtures/apps/echo.py``) answers every request with one JSON object::
+
+    {"service": "echo", "version": "v1", "cluster": "eu", "pod": "echo-eu-0",
+     "namespace": "echo", "service_account": "echo", "locality": "eu/eu-a",
+     "ip": "10.20.0.11", "method": "GET", "path": "/", "host": "echo.echo.svc.cluster.local",
+     "headers": {"X-Forwarded-Client-Cert": "By=spiffe://...;Hash=...;URI=spiffe://..."}}
+
+Every backend runs the same server, so an ``EchoResponse`` reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from eastwest.support.spiffe import SpiffeId
+
+XFCC_HEADER = "x-forwarded-client-cert"
+
+
+@dataclass(frozen=True)
+class XfccElement:
+    """One element of an XFCC header: the certificate details one proxy added."""
+
+    by: str | None = None
+    hash: str | None = None
+    uri: str | None = None
+    subject: str | None = None
+    dns: tuple[str, ...] = ()
+
+
+def parse_xfcc(value: str) -> list[XfccElement]:
+    """Parse an ``X-Forwarded-Client-Cert`` value into its elements, oldest first.
+
+    Elements are separated by ``,``, pairs by ``;``; a value in double quotes may contain
+    both separators and escaped quotes (Envoy quotes Subject this way).
+    Raises ValueError on an unterminated quote or a pair without ``=``.
+    """
+    elements: list[XfccElement] = []
+    pairs: list[tuple[str, str]] = []
+    key: list[str] = []
+    val: list[str] = []
+    in_key, quoted, i = True, False, 0
+
+    def end_pair() -> None:
+        k = "".join(key).strip()
+        if not k and not val:
+            return
+        if in_key:
+            raise ValueError(f"XFCC pair without '=': {k!r} in {value!r}")
+        pairs.append((k, "".join(val)))
+
+    def end_element() -> None:
+        if not pairs:
+            return
+        fields: dict[str, Any] = {"dns": []}
+        for k, v in pairs:
+            lk = k.lower()
+            if lk == "dns":
+                fields["dns"].append(v)
+            elif lk in ("by", "hash", "uri", "subject"):
+                fields[lk] = v
+        fields["dns"] = tuple(fields["dns"])
+        elements.append(XfccElement(**fields))
+        pairs.clear()
+
+    while i < len(value):
+        ch = value[i]
+        if quoted:
+            if ch == "\\" and i + 1 < len(value):
+                val.append(value[i + 1])
+                i += 1
+            elif ch == '"':
+                quoted = False
+            else:
+                val.append(ch)
+        elif in_key:
+            if ch == "=":
+                in_key = False
+            elif ch in ";,":
+                end_pair()
+                key.clear()
+                if ch == ",":
+                    end_element()
+            else:
+                key.append(ch)
+        else:
+            if ch == '"' and not val:
+                quoted = True
+            elif ch in ";,":
+                end_pair()
+                key.clear()
+                val.clear()
+                in_key = True
+                if ch == ",":
+                    end_element()
+            else:
+                val.append(ch)
+        i += 1
+    if quoted:
+        raise ValueError(f"unterminated quote in XFCC: {value!r}")
+    end_pair()
+    end_element()
+    return elements
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for k, v in headers.items():
+        if k.lower() == name:
+            return v
+    return None
+
+
+@dataclass(frozen=True)
+class EchoResponse:
+    """What one request from a client workload produced.
+
+    ``status`` is None when no HTTP response came back at all (connection refused, reset,
+    time-out); ``error`` then says why. Fields read from the echo body are None when the
+    answer did not come from the echo server (for example a proxy's 503).
+    """
+
+    status: int | None
+    latency_s: float
+    error: str | None = None
+    cluster: str | None = None
+    pod: str | None = None
+    namespace: str | None = None
+    locality: str | None = None
+    service_account: str | None = None
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+    url: str = ""
+
+    @classmethod
+    def from_http(
+        cls, *, url: str, status: int, headers: Mapping[str, str], body: str, latency_s: float
+    ) -> EchoResponse:
+        """Type an HTTP answer; a non-echo body (a proxy error page) leaves echo fields None."""
+        data: dict[str, Any] = {}
+        if body.lstrip().startswith("{"):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = {}
+        return cls(
+            status=status,
+            latency_s=latency_s,
+            cluster=data.get("cluster"),
+            pod=data.get("pod"),
+            namespace=data.get("namespace"),
+            locality=data.get("locality"),
+            service_account=data.get("service_account"),
+            request_headers=dict(data.get("headers") or {}),
+            response_headers=dict(headers),
+            body=body,
+            url=url,
+        )
+
+    @classmethod
+    def failed(cls, *, url: str, error: str, latency_s: float) -> EchoResponse:
+        """A request that got no HTTP response."""
+        return cls(status=None, latency_s=latency_s, error=error, url=url)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def xfcc(self) -> list[XfccElement]:
+        """The XFCC elements the echo server received (empty when the hop was not mTLS)."""
+        value = _header(self.request_headers, XFCC_HEADER)
+        return parse_xfcc(value) if value else []
+
+    @property
+    def peer_identity(self) -> SpiffeId | None:
+        """The client's SPIFFE ID as the server's sidecar saw it (XFCC ``URI=``), if any."""
+        for element in reversed(self.xfcc):
+            if element.uri:
+                return SpiffeId.parse(element.uri)
+        return None
+
+    @property
+    def server_identity(self) -> SpiffeId | None:
+        """The identity of the proxy that terminated mTLS (XFCC ``By=``), if any."""
+        for element in reversed(self.xfcc):
+            if element.by:
+                return SpiffeId.parse(element.by)
+        return None
+
+    @property
+    def response_flags(self) -> str | None:
+        """Envoy response flags of the client proxy (``UF``, ``NR``...), where the backend reports them."""
+        return _header(self.response_headers, "x-eastwest-response-flags")
+
+    def summary(self) -> str:
+        """One line for logs and failure messages."""
+        if self.status is None:
+            return f"{self.url} -> no response ({self.error}) in {self.latency_s * 1000:.0f} ms"
+        where = f"cluster={self.cluster} pod={self.pod} locality={self.locality}" if self.cluster else "not echo"
+        peer = self.peer_identity
+        flags = f" flags={self.response_flags}" if self.response_flags not in (None, "-") else ""
+        return (
+            f"{self.url} -> {self.status} {where} peer={peer or '-'}{flags} "
+            f"in {self.latency_s * 1000:.0f} ms"
+        )
+
+    def raw(self) -> str:
+        """The full evidence: status, headers and body as received."""
+        if self.status is None:
+            return self.summary()
+        head = "\n".join(f"{k}: {v}" for k, v in self.response_headers.items())
+        return f"HTTP {self.status} from {self.url}\n{head}\n\n{self.body.strip()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for reports."""
+        return {
+            "url": self.url,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": round(self.latency_s * 1000, 2),
+            "cluster": self.cluster,
+            "pod": self.pod,
+            "locality": self.locality,
+            "peer_identity": str(self.peer_identity) if self.peer_identity else None,
+            "response_flags": self.response_flags,
+            "body": self.body,
+        }
+
+
+def as_dicts(responses: list[EchoResponse]) -> list[dict[str, Any]]:
+    """Serialize a batch of responses."""
+    return [r.to_dict() for r in responses]

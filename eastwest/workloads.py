@@ -1,0 +1,26 @@
+"""Names of the workloads every backend deploys (manifests/workloads/, manifests/suites/)."""
+
+from __future__ import annotations
+
+from eastwest.mesh import Workload
+
+#: the client with a sidecar, in every cluster
+SLEEP = Workload("sleep", "sleep")
+#: the echo server with a sidecar, in every cluster
+ECHO = Workload("echo", "echo")
+ECHO_URL = "http://echo.echo.svc.cluster.local/"
+ECHO_UPSTREAM = "outbound|80||echo.echo.svc.cluster.local"
+ECHO_SNI = "outbound_.80_._.echo.echo.svc.cluster.local"
+#: each cluster's east-west gateway
+EASTWEST_GATEWAY = Workload("istio-system", "istio-eastwestgateway")
+GATEWAY_PORT = 15443
+
+#: manifests/suites/security/echo-in-eu-only.yaml: a service with replicas in EU only
+ECHO_EU_ONLY_URL = "http://echo-eu-only.echo.svc.cluster.local/"
+#: manifests/suites/security/client-without-sidecar.yaml
+CLIENT_WITHOUT_SIDECAR = Workload("legacy", "sleep")
+#: manifests/suites/security/client-with-untrusted-root.yaml
+CLIENT_WITH_UNTRUSTED_ROOT = Workload("sleep", "sleep-untrusted")
+#: manifests/suites/routing/serviceentry-echo-eu.yaml
+SERVICE_ENTRY_URL = "http://echo.eu.mesh.local:15443/"
+SERVICE_ENTRY_UPSTREAM = "outbound|15443||echo.eu.mesh.local"
