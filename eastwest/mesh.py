@@ -9,11 +9,13 @@ are kind clusters, the user's own clusters or the embedded lab.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Iterator, Mapping, Protocol
 
 from eastwest.settings import Timeouts
 from eastwest.support.echo import EchoResponse
+from eastwest.support.errors import FaultNotInjected, FaultUnsupported
 from eastwest.support.manifest import Document
 from eastwest.support.spiffe import SpiffeId
 from eastwest.support.topology import ClusterSpec, Topology
@@ -96,6 +98,49 @@ class ProbeResult:
         return "connected; peer closed without a reply" if self.closed_by_peer else "connected; no reply"
 
 
+@dataclass(frozen=True)
+class FaultStatus:
+    """A fault's state in Chaos Mesh's terms: selected pods, AllInjected, AllRecovered."""
+
+    kind: str  # PodChaos, NetworkChaos, HTTPChaos
+    name: str
+    selected: bool
+    all_injected: bool
+    all_recovered: bool
+    records: tuple[str, ...] = ()  # one line per selected pod: "echo/echo-us-0: Injected"
+    message: str = ""
+
+    def summary(self) -> str:
+        state = "recovered" if self.all_recovered else "injected" if self.all_injected else "not injected"
+        return f"{self.kind}/{self.name}: {state}; " + ("; ".join(self.records) or "no pod selected") + (f" ({self.message})" if self.message else "")
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """One request of a steady load: its start (seconds since the load began) and how it ended."""
+
+    t: float
+    latency_s: float
+    status: int | None
+    cluster: str | None  # the cluster whose echo served it; None when no echo answered
+    response_flags: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class LoadRun:
+    """A steady load in progress; ``samples`` is filled when it stops."""
+
+    client: Workload
+    url: str
+    rate: float
+    samples: list[LoadSample] = field(default_factory=list)
+
+
 class TrafficObserver(Protocol):
     """Something that wants to see every request a test makes and what it reads of the mesh (reports, logs)."""
 
@@ -104,6 +149,8 @@ class TrafficObserver(Protocol):
     def on_probe(self, cluster: Cluster, client: Workload, target: str, result: ProbeResult) -> None: ...
 
     def on_observation(self, cluster: Cluster, title: str, text: str) -> None: ...
+
+    def on_fault(self, cluster: Cluster, event: str, status: FaultStatus) -> None: ...
 
 
 @dataclass
@@ -220,6 +267,53 @@ class Cluster(abc.ABC):
         """The last ``lines`` of the proxy's logs, where the backend can read them (feature ``proxy-logs``)."""
         return None
 
+    # ---- faults and load (the chaos seam) ----------------------------------------------
+
+    @contextlib.contextmanager
+    def inject(self, document: Document) -> Iterator[FaultStatus]:
+        """Inject a Chaos Mesh fault (a rendered PodChaos, NetworkChaos or HTTPChaos) and always remove it.
+
+        Returns once the fault is really in place (AllInjected); raises FaultNotInjected when it
+        never lands, and FaultUnsupported when the backend cannot honour a kind or field.
+        The fault is removed when the block ends, also on failure or interruption.
+        """
+        status = self._inject(document)
+        for observer in self.observers:
+            observer.on_fault(self, "injected", status)
+        try:
+            if not status.all_injected:
+                raise FaultNotInjected(f"the fault never landed: {status.summary()}")
+            yield status
+        finally:
+            recovered = self._recover(document)
+            for observer in self.observers:
+                observer.on_fault(self, "recovered", recovered)
+
+    def _inject(self, document: Document) -> FaultStatus:
+        """Backend part of :meth:`inject` (backends that support faults override it)."""
+        raise FaultUnsupported(f"{document.ref}: this backend cannot inject faults")
+
+    def _recover(self, document: Document) -> FaultStatus:
+        """Backend part of :meth:`inject`'s clean-up."""
+        raise FaultUnsupported(f"{document.ref}: this backend cannot inject faults")
+
+    @contextlib.contextmanager
+    def load(self, client: Workload | str, url: str, *, rate: float, timeout: float, limit: float) -> Iterator[LoadRun]:
+        """A steady stream of ``rate`` requests per second from a pod of ``client`` for the block
+        (each bounded by ``timeout``, the whole by ``limit`` seconds); ``run.samples`` afterwards."""
+        run = LoadRun(Workload.parse(client), url, rate)
+        handle = self._start_load(run.client, url, rate=rate, timeout=timeout, limit=limit)
+        try:
+            yield run
+        finally:
+            run.samples = self._stop_load(handle)
+
+    def _start_load(self, client: Workload, url: str, *, rate: float, timeout: float, limit: float) -> str:
+        raise FaultUnsupported("this backend cannot run a steady load")
+
+    def _stop_load(self, handle: str) -> list[LoadSample]:
+        raise FaultUnsupported("this backend cannot run a steady load")
+
 
 class Mesh(abc.ABC):
     """The whole mesh: clusters by role, what the backend can do, and its lifecycle."""
@@ -227,6 +321,8 @@ class Mesh(abc.ABC):
     backend: str
     topology: Topology
     features: frozenset[str]
+    #: the faults this backend can inject, as "Kind/action" ("PodChaos/pod-kill", "NetworkChaos/partition")
+    faults: frozenset[str] = frozenset()
     timeouts: Timeouts
 
     @property

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from eastwest.backends.lab import protocol as rpc
+from eastwest.backends.lab import wire
 from eastwest.backends.lab.proxies import envoy_binary
 from eastwest.support.errors import BackendUnavailable, ConfigError, LabError
 from eastwest.support.waiting import WaitTimeout, wait_until
@@ -42,7 +43,7 @@ def _new_session() -> None:
     os.setsid()
 
 
-def connect(name: str, timeout: float | None = None) -> rpc.Connection:
+def connect(name: str, timeout: float | None = None) -> wire.Connection:
     """A connection to the running supervisor of lab ``name``."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -51,7 +52,7 @@ def connect(name: str, timeout: float | None = None) -> rpc.Connection:
         sock.close()
         raise ConfigError(f"no lab named {name!r} is running (start one with: eastwest lab up --name {name})") from None
     sock.settimeout(timeout)
-    return rpc.Connection(sock, name)
+    return wire.Connection(sock, name)
 
 
 def name_taken(name: str) -> bool:
@@ -66,7 +67,7 @@ def name_taken(name: str) -> bool:
         probe.close()
 
 
-def wait_closed(conn: rpc.Connection, within: float) -> None:
+def wait_closed(conn: wire.Connection, within: float) -> None:
     """Wait until the supervisor has exited and its name is free, so the same name can start again.
 
     The supervisor's end of the connection closes when it exits; the name is free only once

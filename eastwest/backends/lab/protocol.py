@@ -1,31 +1,20 @@
 """The lab supervisor's protocol: every request and reply across its socket, typed.
 
 Each request is a frozen dataclass naming its operation (``op``) and its reply type
-(``Reply``); a request goes over the socket as one JSON line ``{"op": ..., "args": {...}}``
-and comes back as ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ..., "type": ...}``.
-The supervisor dispatches by name to ``rpc_<op>`` of its handler. Requests carry every time
-limit explicitly: the defaults live in ``Timeouts`` only, on the client side.
+(``Reply``); ``wire.py`` carries them as JSON lines and dispatches each to ``rpc_<op>`` of the
+supervisor's :class:`~eastwest.backends.lab.supervisor.Lab`. Requests carry every time limit
+explicitly: the defaults live in ``Timeouts`` only, on the client side.
 
 This module imports nothing of the lab, so both ends (``mesh.py`` and ``supervisor.py``) use it.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import json
-import logging
-import socket
-import threading
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar, Union
+from typing import Any, ClassVar, Generic, TypeVar
 
-from eastwest.support.errors import BackendUnavailable, ConfigError, LabError, ManifestError, MeshError
 
 R = TypeVar("R")
-log = logging.getLogger("eastwest.lab")
 
 
 # ---- replies ---------------------------------------------------------------------------
@@ -89,6 +78,40 @@ class WireDocument:
 
     body: dict[str, Any]
     source: str
+
+
+@dataclass(frozen=True)
+class ChaosRecord:
+    """One selected pod of a fault, as Chaos Mesh's ``status.experiment.containerRecords`` has it."""
+
+    pod: str  # namespace/name
+    phase: str  # "Injected" | "Not Injected"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ChaosStatus:
+    """A fault's state, with Chaos Mesh's conditions: Selected, AllInjected, AllRecovered."""
+
+    kind: str
+    name: str
+    selected: bool
+    all_injected: bool
+    all_recovered: bool
+    records: list[ChaosRecord] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """One request of a steady load: when it started (seconds since the load began), how it ended."""
+
+    t: float
+    latency_s: float
+    status: int | None
+    cluster: str | None  # the cluster whose echo served it (None: not an echo answer)
+    response_flags: str | None
+    error: str | None
 
 
 # ---- requests --------------------------------------------------------------------------
@@ -192,118 +215,60 @@ class Logs(Request[str]):
 
 
 @dataclass(frozen=True)
+class InjectChaos(Request[ChaosStatus]):
+    """Inject a Chaos Mesh fault (PodChaos, NetworkChaos, HTTPChaos) into ``cluster``; the reply
+    comes once every selected pod has it in place (AllInjected), or says why not."""
+
+    op = "inject_chaos"
+    Reply = ChaosStatus
+    cluster: str
+    document: WireDocument
+    within: float
+
+
+@dataclass(frozen=True)
+class RecoverChaos(Request[ChaosStatus]):
+    """Remove a fault (as deleting its Chaos Mesh object does); the reply comes once AllRecovered."""
+
+    op = "recover_chaos"
+    Reply = ChaosStatus
+    cluster: str
+    kind: str
+    name: str
+    within: float
+
+
+@dataclass(frozen=True)
+class StartLoad(Request[str]):
+    """Start a steady stream of requests from a pod of ``client`` (``rate`` per second, each
+    bounded by ``timeout``), for at most ``limit`` seconds; returns the load's id."""
+
+    op = "start_load"
+    Reply = str
+    cluster: str
+    client: str
+    url: str
+    rate: float
+    timeout: float
+    limit: float
+
+
+@dataclass(frozen=True)
+class StopLoad(Request[list[LoadRecord]]):
+    """Stop a load and return every request it made."""
+
+    op = "stop_load"
+    Reply = list[LoadRecord]
+    load_id: str
+
+
+@dataclass(frozen=True)
 class Shutdown(Request[None]):
     op = "shutdown"
     Reply = type(None)
 
 
 REQUESTS: dict[str, type[Request[Any]]] = {
-    cls.op: cls for cls in (Status, Install, Apply, Delete, Call, Probe, PodIps, Admin, Logs, Shutdown)
+    cls.op: cls for cls in (Status, Install, Apply, Delete, Call, Probe, PodIps, Admin, Logs, InjectChaos, RecoverChaos,
+                             StartLoad, StopLoad, Shutdown)
 }
-ERRORS: dict[str, type[MeshError]] = {
-    cls.__name__: cls for cls in (ConfigError, ManifestError, BackendUnavailable, LabError)
-}
-
-
-# ---- codec -----------------------------------------------------------------------------
-
-
-def to_wire(value: Any) -> Any:
-    """Dataclasses, lists, dicts and bytes (base64) to JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, list | tuple):
-        return [to_wire(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_wire(v) for k, v in value.items()}
-    return value
-
-
-def from_wire(tp: Any, value: Any) -> Any:
-    """The inverse of :func:`to_wire` for the type ``tp``."""
-    origin = typing.get_origin(tp)
-    if tp is Any or tp is None or tp is type(None):
-        return value
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else from_wire(args[0], value)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return [from_wire(item, v) for v in value]
-    if origin is dict:
-        _, item = typing.get_args(tp)
-        return {k: from_wire(item, v) for k, v in value.items()}
-    if tp is bytes:
-        return base64.b64decode(value)
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        return tp(**{f.name: from_wire(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
-    if tp is float and isinstance(value, int):
-        return float(value)
-    return value
-
-
-def encode_request(request: Request[Any]) -> bytes:
-    return json.dumps({"op": request.op, "args": to_wire(request)}).encode() + b"\n"
-
-
-def decode_request(line: bytes) -> Request[Any]:
-    data = json.loads(line)
-    cls = REQUESTS.get(str(data.get("op")))
-    if cls is None:
-        raise ConfigError(f"unknown lab operation {data.get('op')!r}; known: {', '.join(REQUESTS)}")
-    result: Request[Any] = from_wire(cls, data.get("args") or {})
-    return result
-
-
-def handle(handler: object, line: bytes) -> bytes:
-    """Decode one request line, run ``handler.rpc_<op>(request)``, encode the reply line.
-
-    Errors of eastwest's own become ``{"ok": false}`` replies that name their type; the
-    connection stays usable.
-    """
-    try:
-        request = decode_request(line)
-        result = getattr(handler, f"rpc_{request.op}")(request)
-        reply: dict[str, Any] = {"ok": True, "result": to_wire(result)}
-    except MeshError as exc:
-        reply = {"ok": False, "error": str(exc), "type": type(exc).__name__}
-    except Exception as exc:  # a bug in the lab: report it, keep serving
-        log.exception("request failed")
-        reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "type": "LabError"}
-    return json.dumps(reply).encode() + b"\n"
-
-
-class Connection:
-    """The client end: one request at a time over a connected socket."""
-
-    def __init__(self, sock: socket.socket, name: str):
-        self.name = name
-        self.sock = sock
-        self.file = sock.makefile("rwb")
-        self.lock = threading.Lock()
-
-    def request(self, request: Request[R]) -> R:
-        with self.lock:
-            try:
-                self.file.write(encode_request(request))
-                self.file.flush()
-                line = self.file.readline()
-            except OSError as exc:
-                raise LabError(f"lab {self.name!r} connection lost during {request.op}: {exc}") from None
-        if not line:
-            raise LabError(f"lab {self.name!r} closed the connection during {request.op} (did the supervisor die?)")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise ERRORS.get(reply.get("type", ""), LabError)(reply.get("error", "unknown error"))
-        result: R = from_wire(request.Reply, reply.get("result"))
-        return result
-
-    def close(self) -> None:
-        try:
-            self.file.close()
-            self.sock.close()
-        except OSError:
-            pass

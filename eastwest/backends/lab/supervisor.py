@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from eastwest.backends.lab import protocol as rpc
+from eastwest.backends.lab import wire
 from eastwest.backends.lab.apiserver import check_values
 from eastwest.backends.lab.breaks import BREAKS
 from eastwest.backends.lab.dataplane import DataPlane
@@ -259,7 +260,7 @@ class Lab:
 def serve_connection(lab: Lab, conn: socket.socket) -> None:
     with conn, conn.makefile("rwb") as f:
         for line in f:
-            f.write(rpc.handle(lab, line))
+            f.write(wire.handle(lab, line))
             f.flush()
             if lab.stopping.is_set():
                 return
