@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: conformance test lab-up lab-down bench clean
+.PHONY: conformance test lint lab-up lab-down bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing eastwest with its dependencies (first run only)"
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 conformance: $(STAMP)
 	$(BIN)/pytest suites/ --alluredir=reports/allure-results --clean-alluredir $(PYTEST_ARGS)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/pytest tests/ $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 lab-up: $(STAMP)
 	$(BIN)/eastwest lab up

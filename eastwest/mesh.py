@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 from eastwest.settings import Timeouts
 from eastwest.support.echo import EchoResponse

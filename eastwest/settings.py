@@ -8,9 +8,10 @@ The pytest plugin (``fixtures/options.py``) and the CLI build a Settings from op
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from eastwest.support.errors import ConfigError
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from eastwest.backends.lab.mesh import LabMesh
 from eastwest.support import install

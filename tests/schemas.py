@@ -26,9 +26,10 @@ import functools
 import importlib.resources
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import jsonschema
 import yaml
@@ -406,7 +407,7 @@ def load_crds(path: Path) -> list[CrdVersion]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_catalog(root: Path, names: tuple[str, ...] = CRD_FILES) -> CrdCatalog:
     """The CRDs of the files ``names`` under ``root`` that exist (cached per process)."""
     versions: list[CrdVersion] = []
@@ -600,12 +601,12 @@ def unknown_value_paths(values: dict[str, Any], defaults: dict[str, Any], pass_t
     return problems
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chart_defaults_cached(path: Path) -> dict[str, Any]:
     return chart_defaults(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def values_validator(path: Path) -> jsonschema.protocols.Validator:
     """A validator for a chart's ``values.schema.json`` (Helm validates values with it before
     rendering). The Istio charts' ``$schema`` (``http://json-schema.org/schema#``) names no draft;

@@ -4,7 +4,7 @@ answers: batches sent through a running lab, its real Envoy proxies and echo ser
 from __future__ import annotations
 
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from eastwest.support.echo import EchoResponse
 from eastwest.support.errors import ConvergenceTimeout, MeshError
 from eastwest.support.eventually import eventually
 
-FAST = {"within": 0.3, "interval": 0.01}
+FAST: dict[str, Any] = {"within": 0.3, "interval": 0.01}
 
 
 class Script:
@@ -103,7 +104,7 @@ def test_timeout_on_a_passing_observation_still_names_the_failure():
     with pytest.raises(ConvergenceTimeout) as exc:
         eventually(probe, check, successes=10_000, **FAST)
     msg = str(exc.value)
-    assert exc.value.last.tag == "warm"
+    assert isinstance(exc.value.last, Obs) and exc.value.last.tag == "warm"
     assert "None" not in msg.splitlines()[0]
     assert "cold start is bad" in msg
     assert f"only {probe.calls - 1} pass(es) in a row" in msg

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,7 +14,6 @@ from eastwest.support.errors import ConfigError, ManifestError
 from eastwest.support.manifest import parse
 from eastwest.workloads import ECHO, ECHO_EU_ONLY_URL, ECHO_URL, SLEEP
 from tests.labs import MANIFESTS, running_lab
-
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from eastwest.backends.lab.launcher import explain
+from eastwest.support import install
+from tests.labs import MANIFESTS, running_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
@@ -111,9 +115,38 @@ def test_kill_9_of_the_owner_leaves_no_process_namespace_or_mount() -> None:
     assert "eastwest" not in listed and "us" not in listed.split(), f"named namespaces left: {listed}"
 
 
-def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
+#: every process a self-test's subprocess starts inherits this variable, so a leak check can
+#: count only what that subprocess left behind, not another lab running on the same machine
+RUN_TAG = "EASTWEST_SELFTEST_RUN"
+
+
+def _tagged(tag: str) -> dict[int, str]:
+    """Live processes (pid -> command) whose environment carries ``RUN_TAG=tag``."""
+    needle = f"{RUN_TAG}={tag}".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                found[int(entry)] = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+    return found
+
+
+def _leftovers(tag: str, within: float = 5.0) -> dict[int, str]:
+    """What the tagged run left running (a lab's namespaces live only as long as its processes)."""
+    deadline = time.monotonic() + within
+    while (alive := _tagged(tag)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+def _pytest(*args: str, tag: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **({RUN_TAG: tag} if tag else {}))
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize(
@@ -124,19 +157,58 @@ def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
         (["--mesh-timeout", "convergance=5"], "expected NAME=SECONDS with NAME one of apply, convergence"),
         (["--sample-size", "0"], "must be at least 1"),
         (["--manifests", "/nonexistent"], "no topology.yaml there"),
-        (["--envoy", "/nonexistent/envoy"], "Envoy binary /nonexistent/envoy is missing or not executable"),
+        (["--lab-envoy", "/nonexistent/envoy"], "Envoy binary /nonexistent/envoy is missing or not executable"),
         (["--lab-name", "no-such-lab"], "no lab named 'no-such-lab' is running"),
     ],
     ids=["unknown-backend", "unbuilt-backend", "bad-timeout", "bad-sample-size", "no-manifests", "no-envoy", "no-lab"],
 )
 def test_bad_input_gets_one_clear_line_and_no_traceback(args: list[str], message: str) -> None:
-    before = _netns_in_use()
-    result = _pytest("suites/topology/test_mesh_identity.py", *args)
+    tag = uuid.uuid4().hex
+    result = _pytest("suites/topology/test_mesh_identity.py", *args, tag=tag)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert message in output, output
     assert "Traceback" not in output, output
-    assert not (_netns_in_use() - before), "a failed start left a namespace behind"
+    assert not _leftovers(tag), f"a failed start left processes (and their namespaces) behind: {_leftovers(tag)}"
+
+
+def test_the_leak_check_sees_what_a_run_leaves() -> None:
+    """The check above can fail: a process a tagged run leaves behind is found, and only that one."""
+    tag = uuid.uuid4().hex
+    straggler = subprocess.Popen(["sleep", "30"], env=dict(os.environ, **{RUN_TAG: tag}))
+    bystander = subprocess.Popen(["sleep", "30"], env=dict(os.environ, **{RUN_TAG: "someone-else"}))
+    try:
+        assert _tagged(tag) == {straggler.pid: "sleep"}
+    finally:
+        straggler.kill()
+        bystander.kill()
+        straggler.wait()
+        bystander.wait()
+    assert not _leftovers(tag)
+
+
+def test_leak_checks_pass_while_another_lab_runs_beside() -> None:
+    """Another lab creating and removing pods (namespaces, processes) on the same machine is not our leak."""
+    stop = threading.Event()
+    with running_lab() as other:
+        us = other.cluster("us")
+        docs = install.documents(MANIFESTS, other.topology, "us", ["suites/security/client-without-sidecar.yaml"])
+
+        def churn() -> None:
+            while not stop.is_set():
+                us.apply(docs)
+                us.delete(docs)
+
+        worker = threading.Thread(target=churn, daemon=True)
+        worker.start()
+        try:
+            tag = uuid.uuid4().hex
+            result = _pytest("suites/topology/test_mesh_identity.py", "--lab-name", "no-such-lab", tag=tag)
+            assert result.returncode != 0 and "no lab named" in result.stdout + result.stderr
+            assert not _leftovers(tag)
+        finally:
+            stop.set()
+            worker.join(30)
 
 
 def test_invalid_topology_is_one_line(tmp_path: Path) -> None:
@@ -177,6 +249,22 @@ def test_cli_up_call_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     again = cli("status")
     assert again.returncode == 2 and "no lab named" in again.stderr
+
+
+def test_cli_down_returns_only_when_the_same_name_can_start_again() -> None:
+    """`lab down` followed at once by `lab up` of the same name works, every time."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    name = f"selftest-reuse-{os.getpid()}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "eastwest.cli", "lab", *args, "--name", name], cwd=ROOT,
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    for round_ in range(3):
+        up = cli("up")
+        down = cli("down")
+        assert up.returncode == 0, f"round {round_}: {up.stdout}{up.stderr}"
+        assert down.returncode == 0, f"round {round_}: {down.stdout}{down.stderr}"
 
 
 def test_unshare_failures_are_explained_in_one_line() -> None:

@@ -164,7 +164,7 @@ def test_supported_istio_objects_validate():
     for text in (LOCALITY_DR, STRICT_PA, SERVICE_ENTRY):
         validate(doc_of(text))
     for version in ("v1", "v1beta1", "v1alpha3"):
-        validate(edited(doc_of(LOCALITY_DR), lambda b: b.update(apiVersion=f"networking.istio.io/{version}")))
+        validate(edited(doc_of(LOCALITY_DR), lambda b, version=version: b.update(apiVersion=f"networking.istio.io/{version}")))
 
 
 # --------------------------------------------------------------------------- refusals

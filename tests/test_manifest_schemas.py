@@ -159,6 +159,7 @@ def _fail_if(problems: list[str], what: str) -> None:
 def test_manifest_document_matches_schema(doc: manifest.Document | None, load_error: str | None, crds) -> None:
     if load_error is not None:
         pytest.fail(load_error, pytrace=False)
+    assert doc is not None
     problems = document_problems(doc.body, crds)
     _fail_if(problems, f"{doc.ref} would be rejected by the API server")
 
@@ -167,6 +168,7 @@ def test_manifest_document_matches_schema(doc: manifest.Document | None, load_er
 def test_helm_values_match_chart(name: str | None, cluster: str | None, load_error: str | None) -> None:
     if load_error is not None:
         pytest.fail(load_error, pytrace=False)
+    assert name is not None and cluster is not None
     chart = schemas.chart_for_values_file(name)
     if chart is None:
         pytest.fail(
@@ -218,7 +220,7 @@ def test_discovery_covers_what_the_backends_install() -> None:
 # --------------------------------------------------------------------------------------------
 # The validators can fail (each negative case starts from an object that passes)
 
-GATEWAY = {
+GATEWAY: dict[str, Any] = {
     "apiVersion": "networking.istio.io/v1",
     "kind": "Gateway",
     "metadata": {"name": "cross-network-gateway", "namespace": "istio-system"},
@@ -417,7 +419,7 @@ def test_gateway_values_schema_violation_fails() -> None:
 
 def test_istiod_values_with_misspelt_path_is_reported() -> None:
     chart = _chart("istiod")
-    good = {
+    good: dict[str, Any] = {
         "global": {"meshID": "training-mesh", "multiCluster": {"clusterName": "eu"}, "network": "eu-net"},
         "meshConfig": {"trustDomain": "corp.local"},
     }

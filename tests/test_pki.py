@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -16,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from eastwest.support.pki import mesh_cas
 from eastwest.support.spiffe import SpiffeId
@@ -84,7 +85,7 @@ def test_cacerts_files(shared):
 def test_workload_cert_shape(shared):
     w = shared["us"].workload(SLEEP)
     leaf = one(w.cert_pem)
-    san = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert list(san.value) == [x509.UniformResourceIdentifier("spiffe://corp.local/ns/sleep/sa/sleep")]
     assert san.critical and len(leaf.subject) == 0  # RFC 5280: empty subject needs a critical SAN
     eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -184,7 +185,7 @@ def _handshake(tmp: Path, server_w, client_w) -> str:
     server_ctx = _context(tmp, "server", server_w, server_w.root_pem)
     client_ctx = _context(tmp, "client", client_w, client_w.root_pem)
     listener = socket.create_server(("127.0.0.1", 0))
-    seen: dict[str, object] = {}
+    seen: dict[str, Any] = {}
 
     def serve() -> None:
         conn, _ = listener.accept()
@@ -202,7 +203,9 @@ def _handshake(tmp: Path, server_w, client_w) -> str:
         with socket.create_connection(listener.getsockname(), timeout=5) as raw:
             with client_ctx.wrap_socket(raw) as tls:
                 tls.recv(2)
-                server_cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+                der = tls.getpeercert(binary_form=True)
+                assert der is not None
+                server_cert = x509.load_der_x509_certificate(der)
     finally:
         t.join(5)
         listener.close()

@@ -52,7 +52,7 @@ def test_istio_sidecar_xfcc(client_cert_hash):
     value = f'By={ECHO_ID};Hash={client_cert_hash};Subject="";URI={SLEEP_ID}'
     [el] = parse_xfcc(value)
     assert el == XfccElement(by=ECHO_ID, hash=client_cert_hash, uri=SLEEP_ID, subject="", dns=())
-    assert len(el.hash) == 64
+    assert el.hash is not None and len(el.hash) == 64
 
 
 def test_append_forward_chain_is_oldest_first(client_cert_hash):

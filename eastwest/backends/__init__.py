@@ -85,8 +85,9 @@ class Backend(abc.ABC):
         ``Mesh.close()`` later releases exactly what this started."""
 
     @classmethod
-    def add_commands(cls, commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def add_commands(cls, commands: argparse._SubParsersAction) -> None:
         """Add this backend's ``eastwest <name> ...`` commands (default: none)."""
+        return None
 
 
 @cache

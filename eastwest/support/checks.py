@@ -9,7 +9,7 @@ raw text of the first odd response and, where the symptom is a known one, its li
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from eastwest.support.echo import EchoResponse
 from eastwest.support.spiffe import SpiffeId

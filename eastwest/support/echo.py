@@ -13,8 +13,9 @@ Every backend runs the same server, so an ``EchoResponse`` reads the same everyw
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from eastwest.support.spiffe import SpiffeId
 

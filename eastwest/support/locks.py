@@ -14,8 +14,8 @@ import fcntl
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 #: taken shared by every test that applies manifests, exclusively by a test that must run alone
 WHOLE_MESH = "whole-mesh"

@@ -26,8 +26,8 @@ class _Braced(string.Template):
     # only ${NAME} (upper case) is a placeholder, so a literal '$' in a manifest stays as it is:
     # '$HOME', '$$' (shell PID, Kubernetes' own '$$(VAR)' escape) and '${lower}' pass through
     # untouched. string.Template matches case-insensitively and turns '$$' into '$' unless told not to.
-    flags = 0
-    pattern = r"\$(?:\{(?P<braced>[A-Z_][A-Z0-9_]*)\}|(?P<escaped>(?!))|(?P<named>(?!))|(?P<invalid>(?!)))"
+    flags = re.RegexFlag(0)
+    pattern = r"\$(?:\{(?P<braced>[A-Z_][A-Z0-9_]*)\}|(?P<escaped>(?!))|(?P<named>(?!))|(?P<invalid>(?!)))"  # type: ignore[assignment]  # compiled by Template's metaclass
 
 
 @dataclass(frozen=True)

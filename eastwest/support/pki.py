@@ -61,7 +61,7 @@ class Authority:
     def intermediate(self, cluster: str, *, org: str = "eastwest", days: int = 365) -> Authority:
         """Issue the intermediate CA of one cluster (what istiod signs workloads with)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         name = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
@@ -91,7 +91,7 @@ class Authority:
     def workload(self, spiffe_id: SpiffeId, *, hours: int = 24) -> WorkloadCert:
         """Issue a workload certificate whose only SAN is the SPIFFE URI, as Istio does."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))
@@ -132,7 +132,7 @@ class Authority:
 def new_root(name: str = "eastwest root CA", *, org: str = "eastwest", days: int = 3650) -> Authority:
     """Create a self-signed root CA."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     subject = x509.Name(
         [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org), x509.NameAttribute(NameOID.COMMON_NAME, name)]
     )

@@ -79,9 +79,9 @@ def load_topology(path: Path) -> Topology:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"topology file not found: {path} (is --manifests pointing at the manifests/ folder?)")
+        raise ConfigError(f"topology file not found: {path} (is --manifests pointing at the manifests/ folder?)") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}")
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with meshID, trustDomain and clusters")
     clusters = []
@@ -112,7 +112,7 @@ def load_topology(path: Path) -> Topology:
             source=path,
         )
     except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}")
+        raise ConfigError(f"{path}: {exc}") from None
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: cluster names must be unique, got {names}")

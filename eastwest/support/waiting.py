@@ -6,7 +6,8 @@ state (a proxy synced, a name released, a pod ready) with :func:`wait_until`.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 

@@ -55,7 +55,7 @@ class LabBackend(Backend):
         return mesh
 
     @classmethod
-    def add_commands(cls, commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def add_commands(cls, commands: argparse._SubParsersAction) -> None:
         from eastwest.backends.lab.cli import add_commands
 
         add_commands(commands)

@@ -7,15 +7,26 @@ error that names it, and a refused batch changes nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
-
-from eastwest.support.errors import ManifestError
-from eastwest.support.manifest import Document
+from typing import Any
 
 from eastwest.backends.lab.schemas import (
-    BOOL, CLUSTER_SCOPED, DURATION, ENUMS, INT, INT_MAP, INT_OR_STR, ISTIO_VERSIONS, MAP, SCHEMAS, STR, parse_duration,
+    BOOL,
+    CLUSTER_SCOPED,
+    DURATION,
+    ENUMS,
+    INT,
+    INT_MAP,
+    INT_OR_STR,
+    ISTIO_VERSIONS,
+    MAP,
+    SCHEMAS,
+    STR,
+    parse_duration,
 )
+from eastwest.support.errors import ManifestError
+from eastwest.support.manifest import Document
 
 
 def _schema_key(api_version: str, kind: str) -> tuple[str, str] | None:

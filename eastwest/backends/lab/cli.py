@@ -68,7 +68,7 @@ def _call(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in responses) else 1
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction) -> None:
     lab = commands.add_parser("lab", help="the embedded two-network lab").add_subparsers(dest="action", required=True)
 
     def common(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:

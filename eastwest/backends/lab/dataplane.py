@@ -103,7 +103,7 @@ class DataPlane:
             sock.sendall(send)
             chunk = sock.recv(4096)
             reply, closed = chunk, not chunk
-        except socket.timeout:
+        except TimeoutError:
             pass
         except OSError:
             closed = True

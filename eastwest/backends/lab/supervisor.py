@@ -20,9 +20,9 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab import wire

@@ -60,7 +60,8 @@ def from_wire(tp: Any, value: Any) -> Any:
         return base64.b64decode(value)
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
-        return tp(**{f.name: from_wire(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
+        cls: Any = tp
+        return cls(**{f.name: from_wire(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
     if tp is float and isinstance(value, int):
         return float(value)
     return value

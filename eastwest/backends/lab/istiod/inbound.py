@@ -55,7 +55,7 @@ class Inbound:
                 }
             )
 
-            def hcm(fcc: str, stat: str) -> dict[str, Any]:
+            def hcm(fcc: str, stat: str, port: int = port, cname: str = cname) -> dict[str, Any]:
                 cfg: dict[str, Any] = {
                     "@type": HCM,
                     "stat_prefix": stat,
