@@ -222,7 +222,7 @@ class Cluster(abc.ABC):
         Each request may take ``timeout`` seconds (default: the run's ``request`` time limit).
         """
         responses = self._call(Workload.parse(client), url, count=count, headers=dict(headers or {}),
-                               timeout=timeout or self.timeouts.request)
+                               timeout=self.timeouts.request if timeout is None else timeout)
         for observer in self.observers:
             observer.on_call(self, Workload.parse(client), url, responses)
         return responses
@@ -233,7 +233,7 @@ class Cluster(abc.ABC):
         Connecting, and waiting for a reply to ``send``, each may take ``timeout`` seconds
         (default: the run's ``request`` time limit). With nothing to send, it only connects.
         """
-        result = self._probe(Workload.parse(client), address, port, send=send, timeout=timeout or self.timeouts.request)
+        result = self._probe(Workload.parse(client), address, port, send=send, timeout=self.timeouts.request if timeout is None else timeout)
         for observer in self.observers:
             observer.on_probe(self, Workload.parse(client), f"{address}:{port}", result)
         return result
