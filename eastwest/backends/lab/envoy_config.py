@@ -17,7 +17,23 @@ OUTBOUND_PORT = 15001
 ADMIN_PORT = 15000
 GATEWAY_PORT = 15443
 ISTIO_ALPNS = ["istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"]
-CLIENT_ALPNS = ["istio-http/1.1", "istio"]
+# What a sidecar client offers on the wire: istiod renders [istio-peer-exchange, istio] and its
+# istio.alpn filter rewrites it per request to [istio-http/1.1, istio, http/1.1] for HTTP/1.1
+# upstreams (istio/proxy alpn filter; istiod-golden notes 6.3): the lab writes the result directly.
+CLIENT_ALPNS = ["istio-http/1.1", "istio", "http/1.1"]
+# What an inbound mTLS chain negotiates (authn/utils/utils.go: util.ALPNHttp): never "istio",
+# which would interfere with negotiating the application protocol.
+SERVER_ALPNS = ["h2", "http/1.1"]
+# istiod's server-side cipher list for TLS 1.2 (authn/utils/utils.go SupportedCiphers);
+# TLS 1.3 suites are not configurable in BoringSSL.
+SERVER_CIPHERS = [
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "AES128-GCM-SHA256",
+]
 DEFAULT_CONNECT_TIMEOUT = "10s"
 ROOT_NAMESPACE = "istio-system"
 
@@ -72,7 +88,8 @@ def duration(text: str) -> str:
     return f"{parse_duration(text):.3f}s"
 
 
-def common_tls(certs: CertPaths, sans: list[dict[str, Any]], alpn: list[str] | None) -> dict[str, Any]:
+def common_tls(certs: CertPaths, sans: list[dict[str, Any]], alpn: list[str] | None,
+               tls_params: dict[str, Any] | None = None) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "tls_certificates": [
             {"certificate_chain": {"filename": certs.chain}, "private_key": {"filename": certs.key}}
@@ -83,19 +100,46 @@ def common_tls(certs: CertPaths, sans: list[dict[str, Any]], alpn: list[str] | N
         ctx["validation_context"]["match_typed_subject_alt_names"] = sans
     if alpn:
         ctx["alpn_protocols"] = alpn
+    if tls_params:
+        ctx["tls_params"] = tls_params
     return ctx
 
+
 def upstream_mtls(certs: CertPaths, sni: str, sans: list[str]) -> dict[str, Any]:
+    """Istio mTLS towards a mesh endpoint: the client's certificate, the mesh root, the server's
+    SPIFFE IDs, TLS 1.2 to 1.3 (cluster_tls.go defaultUpstreamCommonTLSContext: without a
+    maximum, Envoy's client stops at TLS 1.2)."""
     return {
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": UPSTREAM_TLS,
             "sni": sni,
             "common_tls_context": common_tls(
-                certs, [{"san_type": "URI", "matcher": {"exact": s}} for s in sorted(set(sans))], CLIENT_ALPNS
+                certs, [{"san_type": "URI", "matcher": {"exact": s}} for s in sorted(set(sans))], CLIENT_ALPNS,
+                {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"},
             ),
         },
     }
+
+
+def downstream_mtls(certs: CertPaths, trust_domain: str) -> dict[str, Any]:
+    """An inbound chain's Istio mTLS, as authn/utils BuildInboundTLS renders it: a client
+    certificate is required, its chain must end at the mesh root and its SPIFFE ID must be in
+    the trust domain (authn TrustDomainsForValidation -> SAN prefix ``spiffe://<td>/``);
+    TLS 1.2 to 1.3 with istiod's cipher list; ALPN h2, http/1.1."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": DOWNSTREAM_TLS,
+            "require_client_certificate": True,
+            "common_tls_context": common_tls(
+                certs, [{"san_type": "URI", "matcher": {"prefix": f"spiffe://{trust_domain}/"}}], SERVER_ALPNS,
+                {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3",
+                 "cipher_suites": SERVER_CIPHERS},
+            ),
+        },
+    }
+
 
 def access_log(path: str) -> list[dict[str, Any]]:
     return [

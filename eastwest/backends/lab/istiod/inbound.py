@@ -11,7 +11,6 @@ from typing import Any
 
 from eastwest.backends.lab.envoy_config import (
     CLUSTER,
-    DOWNSTREAM_TLS,
     HCM,
     ISTIO_ALPNS,
     LISTENER,
@@ -19,7 +18,7 @@ from eastwest.backends.lab.envoy_config import (
     TLS_INSPECTOR,
     CertPaths,
     access_log,
-    common_tls,
+    downstream_mtls,
 )
 from eastwest.backends.lab.istiod.registry import ClusterState, PodInfo, Registry, labels_match
 
@@ -77,16 +76,7 @@ class Inbound:
                     {
                         "name": f"inbound-mtls-{port}",
                         "filter_chain_match": {"transport_protocol": "tls", "application_protocols": ISTIO_ALPNS},
-                        "transport_socket": {
-                            "name": "envoy.transport_sockets.tls",
-                            "typed_config": {
-                                "@type": DOWNSTREAM_TLS,
-                                "require_client_certificate": True,
-                                "common_tls_context": common_tls(
-                                    certs, [{"san_type": "URI", "matcher": {"prefix": f"spiffe://{state.trust_domain}/"}}], None
-                                ),
-                            },
-                        },
+                        "transport_socket": downstream_mtls(certs, state.trust_domain),
                         "filters": [hcm("APPEND_FORWARD", f"inbound_{port}_mtls")],
                     }
                 )
