@@ -33,7 +33,23 @@ FEATURES: dict[str, str] = {
     "proxy-config-dump": "the Envoy configuration of any proxy, for evidence",
     "raw-tcp-probe": "opening a plain TCP connection from inside a pod",
     "proxy-logs": "the logs of any proxy (and its app), for evidence",
+    "raw-tls-client": "a TLS handshake from inside a pod, bypassing its sidecar, with a chosen client certificate",
+    "transit-capture": "capturing every packet that crosses between the clusters' networks",
+    "gateway-port-scan": "probing a bounded list of ports of an address from inside a pod",
 }
+
+#: the client certificates a raw TLS client (feature ``raw-tls-client``) can present
+CLIENT_CERTIFICATES: dict[str, str] = {
+    "none": "no certificate at all",
+    "own": "the client workload's own certificate: its SPIFFE ID, from its cluster's CA",
+    "untrusted-root": "a certificate for the client's SPIFFE ID from a root the mesh does not trust",
+    "other-trust-domain": "a certificate from the client cluster's own CA for the client's name in trust domain "
+                          "'other-trust.example' (the right root, the wrong trust domain)",
+}
+#: the trust domain of the ``other-trust-domain`` client certificate
+OTHER_TRUST_DOMAIN = "other-trust.example"
+#: at most this many ports in one scan, so a scan stays bounded in count and time
+MAX_SCAN_PORTS = 128
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,72 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class PortScan:
+    """What a bounded scan of one address found: every port probed, and how it answered."""
+
+    address: str
+    results: Mapping[int, ProbeResult]
+
+    @property
+    def open_ports(self) -> list[int]:
+        return sorted(p for p, r in self.results.items() if r.connected)
+
+    def summary(self) -> str:
+        closed = sorted({r.error or "?" for r in self.results.values() if not r.connected})
+        lines = [f"{self.address}: {len(self.results)} ports probed, open: {self.open_ports or 'none'}; "
+                 f"the others: {', '.join(closed) or '-'}"]
+        lines += [f"  {p}: {self.results[p].summary()}" for p in self.open_ports]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class TlsResult:
+    """What a raw TLS client inside a pod saw (feature ``raw-tls-client``).
+
+    ``handshake_completed`` means the client finished its side: in TLS 1.3 the server checks
+    the client's certificate only afterwards, so a refusal then shows as an ``alert`` on the
+    first read. ``certificate_requested`` is whether the server sent a CertificateRequest.
+    """
+
+    connected: bool
+    handshake_completed: bool = False
+    version: str | None = None  # "TLSv1.3"
+    alpn: str | None = None
+    server_sans: tuple[str, ...] = ()
+    server_issuer: str | None = None
+    certificate_requested: bool = False
+    certificate_sent: str | None = None  # the SAN of the certificate presented, None for none
+    alert: str | None = None  # the TLS alert the server sent ("certificate required")
+    error: str | None = None
+    reply: bytes = b""
+    closed_by_peer: bool = False
+
+    @property
+    def http_status(self) -> int | None:
+        """The status of an HTTP/1.x answer in ``reply``, if one came."""
+        head = self.reply.split(b"\r\n", 1)[0].split()
+        return int(head[1]) if len(head) >= 2 and head[0].startswith(b"HTTP/1.") and head[1].isdigit() else None
+
+    def summary(self) -> str:
+        if not self.connected:
+            return f"not connected: {self.error}"
+        parts = [f"handshake {'completed' if self.handshake_completed else 'failed'}"
+                 + (f" ({self.version}, ALPN {self.alpn or 'none'})" if self.version else ""),
+                 f"server certificate SAN {', '.join(self.server_sans) or '-'} issued by {self.server_issuer or '-'}",
+                 f"client certificate {'requested' if self.certificate_requested else 'NOT requested'} by the server, "
+                 f"{'sent: ' + self.certificate_sent if self.certificate_sent else 'none sent'}"]
+        if self.alert:
+            parts.append(f"server alert: {self.alert}")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        if self.reply:
+            parts.append(f"answer: {self.reply[:160]!r}")
+        elif self.handshake_completed:
+            parts.append("no answer" + (" (peer closed)" if self.closed_by_peer else ""))
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class FaultStatus:
     """A fault's state in Chaos Mesh's terms: selected pods, AllInjected, AllRecovered."""
 
@@ -130,6 +212,13 @@ class LoadSample:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class TransitCapture:
+    """A capture of the network between the clusters, in pcap format (filled when it stops)."""
+
+    pcap: bytes = b""
 
 
 @dataclass
@@ -246,6 +335,42 @@ class Cluster(abc.ABC):
     def _probe(self, client: Workload, address: str, port: int, *, send: bytes, timeout: float) -> ProbeResult:
         """Backend part of :meth:`probe`."""
 
+    def scan(self, client: Workload | str, address: str, ports: Iterable[int], *, send: bytes = b"",
+             timeout: float | None = None) -> PortScan:
+        """Probe each of ``ports`` of ``address`` from a pod of ``client`` (feature ``gateway-port-scan``).
+
+        At most :data:`MAX_SCAN_PORTS` ports; each connection (and the wait for a reply to ``send``)
+        is bounded by ``timeout`` (default: the ``request`` time limit).
+        """
+        wanted = sorted(set(ports))
+        if not wanted or len(wanted) > MAX_SCAN_PORTS:
+            raise ValueError(f"a scan probes 1 to {MAX_SCAN_PORTS} ports, got {len(wanted)}")
+        result = PortScan(address, self._scan(Workload.parse(client), address, wanted, send=send, timeout=timeout or self.timeouts.request))
+        self._observed(f"port scan of {address} from {Workload.parse(client)}", result.summary())
+        return result
+
+    def _scan(self, client: Workload, address: str, ports: list[int], *, send: bytes, timeout: float) -> dict[int, ProbeResult]:
+        """Backend part of :meth:`scan`: one probe after the other, unless the backend does better."""
+        return {port: self._probe(client, address, port, send=send, timeout=timeout) for port in ports}
+
+    def tls_connect(self, client: Workload | str, address: str, port: int, *, sni: str, alpn: Iterable[str] = (),
+                    certificate: str = "none", send: bytes = b"", timeout: float | None = None) -> TlsResult:
+        """Complete a TLS handshake from inside a pod of ``client``, bypassing its sidecar, and send ``send``
+        (feature ``raw-tls-client``). ``certificate`` is one of :data:`CLIENT_CERTIFICATES`. The server's
+        certificate is read, not verified: the result says what it is."""
+        if certificate not in CLIENT_CERTIFICATES:
+            raise ValueError(f"certificate must be one of {', '.join(CLIENT_CERTIFICATES)}, got {certificate!r}")
+        result = self._tls_connect(Workload.parse(client), address, port, sni=sni, alpn=list(alpn), certificate=certificate,
+                                   send=send, timeout=timeout or self.timeouts.request)
+        self._observed(f"TLS to {address}:{port} (SNI {sni}) from {Workload.parse(client)} with certificate {certificate}",
+                       result.summary())
+        return result
+
+    def _tls_connect(self, client: Workload, address: str, port: int, *, sni: str, alpn: list[str], certificate: str,
+                     send: bytes, timeout: float) -> TlsResult:
+        """Backend part of :meth:`tls_connect`."""
+        raise FaultUnsupported("this backend has no raw TLS client")
+
     @abc.abstractmethod
     def pod_ips(self, workload: Workload | str) -> list[str]:
         """The pod IPs of a workload in this cluster."""
@@ -344,6 +469,23 @@ class Mesh(abc.ABC):
 
     def supports(self, feature: str) -> bool:
         return feature in self.features
+
+    @contextlib.contextmanager
+    def capture_transit(self, *, limit: float) -> Iterator[TransitCapture]:
+        """Capture every packet between the clusters' networks for the block, at most ``limit`` seconds
+        (feature ``transit-capture``); the capture's ``pcap`` is filled when the block ends."""
+        capture = TransitCapture()
+        handle = self._start_capture(limit)
+        try:
+            yield capture
+        finally:
+            capture.pcap = self._stop_capture(handle)
+
+    def _start_capture(self, limit: float) -> str:
+        raise FaultUnsupported("this backend cannot capture the traffic between its networks")
+
+    def _stop_capture(self, handle: str) -> bytes:
+        raise FaultUnsupported("this backend cannot capture the traffic between its networks")
 
     @property
     def identity(self) -> str:

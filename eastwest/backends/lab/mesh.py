@@ -12,7 +12,7 @@ from typing import Any
 
 from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab.launcher import connect, launch, wait_closed
-from eastwest.mesh import FEATURES, Cluster, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, Workload
+from eastwest.mesh import FEATURES, Cluster, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, TlsResult, Workload
 from eastwest.settings import Timeouts
 from eastwest.support import install
 from eastwest.support.echo import EchoResponse
@@ -63,6 +63,16 @@ class LabCluster(Cluster):
     def _probe(self, client: Workload, address: str, port: int, *, send: bytes, timeout: float) -> ProbeResult:
         r = self._mesh.conn.request(rpc.Probe(self.name, str(client), address, port, send, timeout))
         return ProbeResult(r.connected, r.error, r.reply, r.closed_by_peer)
+
+    def _scan(self, client: Workload, address: str, ports: list[int], *, send: bytes, timeout: float) -> dict[int, ProbeResult]:
+        replies = self._mesh.conn.request(rpc.Scan(self.name, str(client), address, ports, send, timeout))
+        return {port: ProbeResult(r.connected, r.error, r.reply, r.closed_by_peer) for port, r in zip(ports, replies)}
+
+    def _tls_connect(self, client: Workload, address: str, port: int, *, sni: str, alpn: list[str], certificate: str,
+                     send: bytes, timeout: float) -> TlsResult:
+        r = self._mesh.conn.request(rpc.TlsConnect(self.name, str(client), address, port, sni, alpn, certificate, send, timeout))
+        return TlsResult(r.connected, r.handshake_completed, r.version, r.alpn, tuple(r.server_sans), r.server_issuer,
+                         r.certificate_requested, r.certificate_sent, r.alert, r.error, r.reply, r.closed_by_peer)
 
     def pod_ips(self, workload: Workload | str) -> list[str]:
         return self._mesh.conn.request(rpc.PodIps(self.name, str(Workload.parse(workload))))
@@ -143,6 +153,12 @@ class LabMesh(Mesh):
         except Exception:
             self.shutdown()
             raise
+
+    def _start_capture(self, limit: float) -> str:
+        return self.conn.request(rpc.StartCapture(limit))
+
+    def _stop_capture(self, handle: str) -> bytes:
+        return self.conn.request(rpc.StopCapture(handle))
 
     def status(self) -> rpc.LabStatus:
         return self.conn.request(rpc.Status())

@@ -113,6 +113,24 @@ class LoadRecord:
     error: str | None
 
 
+@dataclass(frozen=True)
+class TlsReply:
+    """What a raw TLS client in a pod saw (see ``eastwest.mesh.TlsResult``)."""
+
+    connected: bool
+    handshake_completed: bool = False
+    version: str | None = None
+    alpn: str | None = None
+    server_sans: list[str] = field(default_factory=list)
+    server_issuer: str | None = None
+    certificate_requested: bool = False
+    certificate_sent: str | None = None
+    alert: str | None = None
+    error: str | None = None
+    reply: bytes = b""
+    closed_by_peer: bool = False
+
+
 # ---- requests --------------------------------------------------------------------------
 
 
@@ -182,6 +200,56 @@ class Probe(Request[ProbeReply]):
     port: int
     send: bytes
     timeout: float
+
+
+@dataclass(frozen=True)
+class Scan(Request[list[ProbeReply]]):
+    """Probe each of ``ports`` of ``address`` from a pod of ``client``, several at once; one reply per port, in order."""
+
+    op = "scan"
+    Reply = list[ProbeReply]
+    cluster: str
+    client: str
+    address: str
+    ports: list[int]
+    send: bytes
+    timeout: float
+
+
+@dataclass(frozen=True)
+class TlsConnect(Request[TlsReply]):
+    """A TLS handshake from a pod of ``client``, bypassing its sidecar, presenting ``certificate``
+    (a name of ``eastwest.mesh.CLIENT_CERTIFICATES``), then ``send`` and read the answer."""
+
+    op = "tls_connect"
+    Reply = TlsReply
+    cluster: str
+    client: str
+    address: str
+    port: int
+    sni: str
+    alpn: list[str]
+    certificate: str
+    send: bytes
+    timeout: float
+
+
+@dataclass(frozen=True)
+class StartCapture(Request[str]):
+    """Capture every frame on the transit network for at most ``limit`` seconds; returns the capture's id."""
+
+    op = "start_capture"
+    Reply = str
+    limit: float
+
+
+@dataclass(frozen=True)
+class StopCapture(Request[bytes]):
+    """Stop a capture; the frames in pcap format."""
+
+    op = "stop_capture"
+    Reply = bytes
+    capture_id: str
 
 
 @dataclass(frozen=True)
@@ -268,6 +336,6 @@ class Shutdown(Request[None]):
 
 
 REQUESTS: dict[str, type[Request[Any]]] = {
-    cls.op: cls for cls in (Status, Install, Apply, Delete, Call, Probe, PodIps, Admin, Logs, InjectChaos, RecoverChaos,
+    cls.op: cls for cls in (Status, Install, Apply, Delete, Call, Probe, Scan, TlsConnect, StartCapture, StopCapture, PodIps, Admin, Logs, InjectChaos, RecoverChaos,
                              StartLoad, StopLoad, Shutdown)
 }

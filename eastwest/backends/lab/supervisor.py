@@ -34,6 +34,7 @@ from eastwest.backends.lab.kubelet import STATE_DIR, ClusterRuntime, Kubelet, Po
 from eastwest.backends.lab.network import LabNetwork
 from eastwest.backends.lab.proxies import envoy_binary
 from eastwest.backends.lab.schemas import GATEWAY_VALUES, ISTIOD_VALUES
+from eastwest.backends.lab.tester import NetworkTester
 from eastwest.support import pki
 from eastwest.support.errors import ConfigError, LabError, ManifestError, MeshError
 from eastwest.support.manifest import Document
@@ -50,8 +51,8 @@ def _capture(fn: Callable[[], None]) -> Exception | None:
         return exc
 
 
-class Lab:
-    """The state of the whole lab, and the operations of the protocol (``rpc_<op>``)."""
+class Lab(NetworkTester):
+    """The state of the whole lab, and the operations of the protocol (``rpc_<op>``; the tester's in ``tester.py``)."""
 
     def __init__(self, topology: Topology, breaks: frozenset[str], envoy: str | None = None):
         self.topology = topology
