@@ -19,6 +19,7 @@ from eastwest.support.echo import EchoResponse
 from eastwest.support.errors import FaultNotInjected, FaultUnsupported
 from eastwest.support.manifest import Document
 from eastwest.support.spiffe import SpiffeId
+from eastwest.support.tlswire import WireReport, analyse
 from eastwest.support.topology import ClusterSpec, Topology
 
 # Features a backend may support; tests declare the ones they need (fixtures/gating.py).
@@ -29,6 +30,7 @@ FEATURES: dict[str, str] = {
     "peer-authentication": "PeerAuthentication STRICT/PERMISSIVE on the server side",
     "sidecarless-client": "a client workload without a sidecar",
     "foreign-root-client": "a client whose certificate comes from a root the mesh does not trust",
+    "foreign-root-server": "a server whose certificate comes from a root the mesh does not trust",
     "locality-lb": "locality-aware load balancing (failover priorities and distribute weights)",
     "proxy-config-dump": "the Envoy configuration of any proxy, for evidence",
     "raw-tcp-probe": "opening a plain TCP connection from inside a pod",
@@ -216,9 +218,11 @@ class LoadSample:
 
 @dataclass
 class TransitCapture:
-    """A capture of the network between the clusters, in pcap format (filled when it stops)."""
+    """A capture of the network between the clusters (filled when it stops): the frames in pcap
+    format, and every TCP stream among them judged (:mod:`eastwest.support.tlswire`)."""
 
     pcap: bytes = b""
+    report: WireReport | None = None
 
 
 @dataclass
@@ -480,6 +484,9 @@ class Mesh(abc.ABC):
             yield capture
         finally:
             capture.pcap = self._stop_capture(handle)
+        capture.report = analyse(capture.pcap)
+        first = next(iter(self.clusters.values()))  # observers watch clusters; the capture is the mesh's, report it once
+        first._observed("transit capture: every TCP stream between the clusters", capture.report.summary())
 
     def _start_capture(self, limit: float) -> str:
         raise FaultUnsupported("this backend cannot capture the traffic between its networks")

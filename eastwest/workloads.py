@@ -24,3 +24,13 @@ CLIENT_WITH_UNTRUSTED_ROOT = Workload("sleep", "sleep-untrusted")
 #: manifests/suites/routing/serviceentry-echo-eu.yaml
 SERVICE_ENTRY_URL = "http://echo.eu.mesh.local:15443/"
 SERVICE_ENTRY_UPSTREAM = "outbound|15443||echo.eu.mesh.local"
+
+#: manifests/suites/security/echo-in-eu-only.yaml: the SNI a sidecar sends it across the EU gateway
+ECHO_EU_ONLY_SNI = "outbound_.80_._.echo-eu-only.echo.svc.cluster.local"
+ECHO_EU_ONLY_HOST = "echo-eu-only.echo.svc.cluster.local"
+#: manifests/suites/security/server-with-untrusted-root.yaml: an EU-only server whose certificate the mesh does not trust
+ECHO_UNTRUSTED_URL = "http://echo-untrusted.echo.svc.cluster.local/"
+#: manifests/suites/security/client-for-wire-capture.yaml: a US client that has opened no connection yet
+WIRE_CLIENT = Workload("sleep", "sleep-wire")
+#: what a sidecar offers in its ClientHello towards another sidecar (Istio's ALPN, then the app's)
+SIDECAR_ALPNS = ("istio-http/1.1", "istio", "http/1.1")

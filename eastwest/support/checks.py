@@ -23,8 +23,9 @@ _CAUSES = (
      "(create cacerts from a common root in every cluster before istiod starts)"),
     ("TLSV1_ALERT_UNKNOWN_CA", "the server's sidecar rejected the client certificate: it was issued by a root the server does not trust"),
     ("TLSV1_ALERT", "the peer's sidecar aborted the TLS handshake"),
-    ("connection termination", "the upstream closed the connection during the handshake: an east-west gateway does this "
-     "when the SNI (or ALPN) matches none of its AUTO_PASSTHROUGH filter chains"),
+    ("connection termination", "the upstream closed the connection: an east-west gateway does this during the handshake "
+     "when the SNI (or ALPN) matches none of its AUTO_PASSTHROUGH filter chains; in TLS 1.3 a server sidecar that refuses "
+     "the client's certificate also closes only after the client's handshake (its ssl.fail_verify_* stats say which)"),
     ("no healthy upstream", "the client proxy has no healthy endpoint for this service"),
     ("timed out", "no answer within the request time limit: something on the path drops packets (a partition, "
      "an unreachable or dead east-west gateway) or the server hangs; the client proxy's access log shows where"),
@@ -95,6 +96,42 @@ def peer_is(identity: SpiffeId) -> BatchCheck:
     def check(batch: Batch) -> str | None:
         seen = Counter(str(r.peer_identity) if r.peer_identity else "no XFCC URI (not mTLS)" for r in batch)
         return None if seen == Counter({str(identity): len(batch)}) else f"expected peer {identity} on every answer; observed {dict(seen)}"
+    return check
+
+
+def server_is(identity: SpiffeId) -> BatchCheck:
+    """Every answer names ``identity`` as the proxy that terminated mTLS (XFCC ``By=`` of the sidecar's element)."""
+    def check(batch: Batch) -> str | None:
+        seen = Counter(str(r.server_identity) if r.server_identity else "no XFCC By (not mTLS)" for r in batch)
+        return None if seen == Counter({str(identity): len(batch)}) else f"expected server {identity} on every answer; observed {dict(seen)}"
+    return check
+
+
+def _servers(batch: Batch) -> dict[str, int]:
+    return dict(Counter(str(r.server_identity or f"{r.status} from {r.cluster} (no XFCC)") for r in batch if r.ok))
+
+
+def refused_by_server_identity(expected: SpiffeId) -> BatchCheck:
+    """No answer: the client's DestinationRule expects ``expected`` and the server is someone else."""
+    def check(batch: Batch) -> str | None:
+        good = [r for r in batch if r.ok]
+        if not good:
+            return None
+        return (f"expected no answer from a server other than {expected}; observed {len(good)}/{len(batch)} answers from "
+                f"{_servers(good)}\nlikely cause: the client proxy accepted a server whose SPIFFE ID is not in its "
+                f"DestinationRule's subjectAltNames: it does not check the server's SAN (no match_typed_subject_alt_names)")
+    return check
+
+
+def refused_untrusted_server() -> BatchCheck:
+    """No answer from a server whose certificate comes from a root the mesh does not trust."""
+    def check(batch: Batch) -> str | None:
+        good = [r for r in batch if r.ok]
+        if not good:
+            return None
+        return (f"expected the client to refuse a server certificate from a root the mesh does not trust; observed "
+                f"{len(good)}/{len(batch)} answers from {_servers(good)}\nlikely cause: the client proxy does not verify "
+                f"the server's certificate chain (no validation context, as DestinationRule tls.insecureSkipVerify does)")
     return check
 
 

@@ -108,6 +108,33 @@ def parse_xfcc(value: str) -> list[XfccElement]:
     return elements
 
 
+def last_xfcc_element(value: str) -> XfccElement | None:
+    """The last element of an XFCC value: the one the server's own sidecar added.
+
+    With ``APPEND_FORWARD`` (istiod's inbound setting) the server's sidecar keeps what the
+    connection brought and appends one element for the peer it authenticated, so only the
+    last element is the sidecar's word; everything before it may have been written by the
+    client. It is found scanning from the end, because the client controls the beginning:
+    an unbalanced quote it plants would make a left-to-right reading swallow the sidecar's
+    element into a value of its own. The sidecar's element is well formed, so reading it
+    backwards is exact. None when the value is empty or the last element is malformed.
+    """
+    quoted = False
+    start = 0
+    for i in range(len(value) - 1, -1, -1):
+        ch = value[i]
+        if ch == '"' and (i == 0 or value[i - 1] != "\\"):
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            start = i + 1
+            break
+    try:
+        elements = parse_xfcc(value[start:])
+    except ValueError:
+        return None
+    return elements[-1] if len(elements) == 1 else None
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     for k, v in headers.items():
         if k.lower() == name:
@@ -163,6 +190,17 @@ class EchoResponse:
         )
 
     @classmethod
+    def from_raw_http(cls, *, url: str, data: bytes, latency_s: float) -> EchoResponse:
+        """Type an HTTP/1.1 answer read off a raw connection (status line, headers, body)."""
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            return cls.failed(url=url, error=f"no HTTP answer: {data[:80]!r}", latency_s=latency_s)
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        return cls.from_http(url=url, status=int(parts[1]), headers=headers, body=body.decode(errors="replace"), latency_s=latency_s)
+
+    @classmethod
     def failed(cls, *, url: str, error: str, latency_s: float) -> EchoResponse:
         """A request that got no HTTP response."""
         return cls(status=None, latency_s=latency_s, error=error, url=url)
@@ -172,26 +210,45 @@ class EchoResponse:
         return self.status is not None and 200 <= self.status < 300
 
     @property
+    def xfcc_header(self) -> str | None:
+        """The raw X-Forwarded-Client-Cert the app received, if any."""
+        return _header(self.request_headers, XFCC_HEADER)
+
+    @property
     def xfcc(self) -> list[XfccElement]:
         """The XFCC elements the echo server received (empty when the hop was not mTLS)."""
         value = _header(self.request_headers, XFCC_HEADER)
         return parse_xfcc(value) if value else []
 
     @property
+    def sidecar_xfcc(self) -> XfccElement | None:
+        """The XFCC element the server's sidecar added (the last one), if any: see :func:`last_xfcc_element`."""
+        value = _header(self.request_headers, XFCC_HEADER)
+        return last_xfcc_element(value) if value else None
+
+    @property
     def peer_identity(self) -> SpiffeId | None:
-        """The client's SPIFFE ID as the server's sidecar saw it (XFCC ``URI=``), if any."""
-        for element in reversed(self.xfcc):
-            if element.uri:
-                return SpiffeId.parse(element.uri)
-        return None
+        """The client's SPIFFE ID as the server's sidecar authenticated it: ``URI=`` of the last XFCC
+        element, and only of that one (earlier elements may be the client's own words). None when the
+        last element names no proxy (``By=``) or no URI: the sidecar vouched for no peer."""
+        element = self.sidecar_xfcc
+        if element is None or not element.by or not element.uri:
+            return None
+        try:
+            return SpiffeId.parse(element.uri)
+        except ValueError:
+            return None
 
     @property
     def server_identity(self) -> SpiffeId | None:
-        """The identity of the proxy that terminated mTLS (XFCC ``By=``), if any."""
-        for element in reversed(self.xfcc):
-            if element.by:
-                return SpiffeId.parse(element.by)
-        return None
+        """The identity of the proxy that terminated mTLS: ``By=`` of the last XFCC element, if any."""
+        element = self.sidecar_xfcc
+        if element is None or not element.by:
+            return None
+        try:
+            return SpiffeId.parse(element.by)
+        except ValueError:
+            return None
 
     @property
     def response_flags(self) -> str | None:

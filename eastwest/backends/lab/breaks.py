@@ -2,11 +2,117 @@
 so a self-test can prove the suites catch it and name its cause.
 
 A breakage is an install-time property of the lab; runtime faults (Chaos Mesh's vocabulary)
-are a different thing and live elsewhere.
+are a different thing and live elsewhere. Most are applied to what the lab's istiod renders
+(:func:`apply`), the way the misconfigured istiod, EnvoyFilter or bootstrap would render it;
+``split-roots`` is applied where the certificates are made, ``admin-on-all-addresses`` to
+the bootstrap (:func:`bootstrap`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from eastwest.backends.lab.envoy_config import (
+    ADMIN_PORT,
+    HCM,
+    LISTENER,
+    ROUTER,
+    ProxyConfig,
+    access_log,
+)
+
+#: the extra plaintext port of the ``gateway-plaintext-port`` breakage
+PLAINTEXT_GATEWAY_PORT = 8080
+
 BREAKS: dict[str, str] = {
     "split-roots": "every cluster gets a root CA of its own: the classic multi-cluster install without a shared root",
+    "one-way-tls": "inbound mTLS does not require a client certificate (require_client_certificate: false, as a "
+                   "hand-written EnvoyFilter or a SIMPLE-TLS server would leave it): TLS is one-way",
+    "server-skips-trust-domain": "inbound mTLS accepts any SPIFFE ID the root signed: istiod run with "
+                                 "PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true renders no SAN match",
+    "client-skips-san-check": "client sidecars check the server's chain but not its SPIFFE ID (the upstream "
+                              "context has no match_typed_subject_alt_names)",
+    "client-skips-server-verification": "client sidecars accept any server certificate (no validation context, "
+                                        "what DestinationRule tls.insecureSkipVerify does)",
+    "xfcc-forwarded": "sidecars forward the client's X-Forwarded-Client-Cert untouched "
+                      "(proxyConfig.proxyHeaders.forwardedClientCert: ALWAYS_FORWARD_ONLY)",
+    "gateway-plaintext-port": f"the east-west gateway also serves the mesh's HTTP services in plaintext on "
+                              f"{PLAINTEXT_GATEWAY_PORT} (an ingress Gateway whose selector matches the east-west gateway)",
+    "admin-on-all-addresses": "every proxy's admin API listens on all addresses instead of 127.0.0.1 "
+                              "(a custom bootstrap with admin address 0.0.0.0)",
+    "tls12-max": "client sidecars negotiate at most TLS 1.2: the upstream context has no tls_params, so Envoy's "
+                 "client default (TLS 1.2) applies, as before istiod set TLSv1_3 as the maximum",
 }
+
+
+def _tls_contexts(config: ProxyConfig, type_suffix: str) -> list[dict[str, Any]]:
+    """Every TLS context of ``type_suffix`` (``UpstreamTlsContext``/``DownstreamTlsContext``) in the config."""
+    sockets: list[dict[str, Any]] = []
+    for cluster in config.clusters:
+        if "transport_socket" in cluster:
+            sockets.append(cluster["transport_socket"])
+        sockets += [m["transport_socket"] for m in cluster.get("transport_socket_matches", [])]
+    for listener in config.listeners:
+        sockets += [c["transport_socket"] for c in listener.get("filter_chains", []) if "transport_socket" in c]
+    return [s["typed_config"] for s in sockets if s.get("typed_config", {}).get("@type", "").endswith(type_suffix)]
+
+
+def _hcms(config: ProxyConfig, stat_prefix: str) -> list[dict[str, Any]]:
+    return [f["typed_config"] for listener in config.listeners for chain in listener.get("filter_chains", [])
+            for f in chain.get("filters", []) if f["typed_config"].get("@type") == HCM
+            and f["typed_config"].get("stat_prefix", "").startswith(stat_prefix)]
+
+
+def _plaintext_listener(config: ProxyConfig) -> dict[str, Any]:
+    """An HTTP listener routing every mesh host the gateway knows to its SNI cluster, in plaintext."""
+    vhosts = []
+    for cluster in config.clusters:
+        name = cluster["name"]  # outbound_.<port>_._.<host>, or the status port's "agent"
+        if not name.startswith("outbound_."):
+            continue
+        port, _, host = name.removeprefix("outbound_.").partition("_._.")
+        vhosts.append({"name": name, "domains": [host, f"{host}:{port}"],
+                       "routes": [{"match": {"prefix": "/"}, "route": {"cluster": name}}]})
+    return {
+        "@type": LISTENER,
+        "enable_reuse_port": False,
+        "name": f"0.0.0.0_{PLAINTEXT_GATEWAY_PORT}",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": PLAINTEXT_GATEWAY_PORT}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": HCM, "stat_prefix": "plaintext_gateway", "access_log": access_log("/dev/stdout"),
+            "route_config": {"name": "plaintext", "virtual_hosts": vhosts},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}],
+    }
+
+
+def apply(config: ProxyConfig, breaks: frozenset[str], *, gateway: bool) -> ProxyConfig:
+    """The configuration a proxy gets when the lab is broken in the ``breaks`` ways (changed in place)."""
+    if "one-way-tls" in breaks:
+        for ctx in _tls_contexts(config, "DownstreamTlsContext"):
+            ctx["require_client_certificate"] = False
+    if "server-skips-trust-domain" in breaks:
+        for ctx in _tls_contexts(config, "DownstreamTlsContext"):
+            ctx["common_tls_context"]["validation_context"].pop("match_typed_subject_alt_names", None)
+    if "client-skips-san-check" in breaks:
+        for ctx in _tls_contexts(config, "UpstreamTlsContext"):
+            ctx["common_tls_context"]["validation_context"].pop("match_typed_subject_alt_names", None)
+    if "client-skips-server-verification" in breaks:
+        for ctx in _tls_contexts(config, "UpstreamTlsContext"):
+            ctx["common_tls_context"].pop("validation_context", None)
+    if "tls12-max" in breaks:
+        for ctx in _tls_contexts(config, "UpstreamTlsContext"):
+            ctx["common_tls_context"].pop("tls_params", None)
+    if "xfcc-forwarded" in breaks:
+        for hcm in _hcms(config, "inbound_"):
+            hcm["forward_client_cert_details"] = "ALWAYS_FORWARD_ONLY"
+            hcm.pop("set_current_client_cert_details", None)
+    if "gateway-plaintext-port" in breaks and gateway:
+        config.listeners.append(_plaintext_listener(config))
+    return config
+
+
+def bootstrap(config: dict[str, Any], breaks: frozenset[str]) -> dict[str, Any]:
+    """A proxy's bootstrap when the lab is broken in the ``breaks`` ways."""
+    if "admin-on-all-addresses" in breaks:
+        config["admin"]["address"]["socket_address"] = {"address": "0.0.0.0", "port_value": ADMIN_PORT}
+    return config

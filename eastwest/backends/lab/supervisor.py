@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import os
 import socket
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from eastwest.backends.lab import breaks as lab_breaks
 from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab import wire
 from eastwest.backends.lab.apiserver import check_values
@@ -156,6 +158,9 @@ class Lab(NetworkTester):
             return
         for pod in pods:
             self.kubelet.prepare_proxy(pod, self._trust_domain(pod.cluster))
+            if pod.envoy is not None and self.breaks:
+                path = pod.envoy.dir / "bootstrap.json"
+                path.write_text(json.dumps(lab_breaks.bootstrap(json.loads(path.read_text()), self.breaks)))
         self._push(within, start=pods)
         errors = [e for e in self.pool.map(lambda p: _capture(lambda: self.kubelet.start_app(p, within)), pods) if e]
         if errors:
@@ -195,6 +200,7 @@ class Lab(NetworkTester):
                 else:
                     assert pod.certs is not None
                     config = cp.sidecar(rt.name, pod.info(self._network(rt)), pod.certs, str(pod.dir))
+                config = lab_breaks.apply(config, self.breaks, gateway=pod.gateway)
                 if pod.envoy.write(config) or (start and pod in start):
                     changed.append(pod.envoy)
         for pod in start or []:

@@ -4,18 +4,29 @@ A gateway selected by a Gateway with a ``15443``/``AUTO_PASSTHROUGH`` server get
 chain per service port of every host the server's ``hosts`` match, matched on the SNI
 ``outbound_.<port>_._.<host>`` and Istio's ALPNs and proxied as TCP to that service's
 endpoints on the gateway's own network (``ISTIO_META_REQUESTED_NETWORK_VIEW``).
+
+What the gateway exposes on its external address is what the ``istio/gateway`` chart with
+``networkGateway`` publishes and something listens on: 15443 (above) and the status port
+15021 (readiness only). The chart's Service also names 15012 and 15017, but they carry
+traffic only when istiod is exposed through the gateway (``expose-istiod``, for
+primary-remote installs); in multi-primary nothing listens there, so they are refused.
+Envoy's admin API stays on 127.0.0.1 as in Istio's bootstrap.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from typing import Any
 
 from eastwest.backends.lab.envoy_config import (
     CLUSTER,
     DEFAULT_CONNECT_TIMEOUT,
     GATEWAY_PORT,
+    ADMIN_PORT,
+    HCM,
     ISTIO_ALPNS,
     LISTENER,
+    ROUTER,
     TCP_PROXY,
     TLS_INSPECTOR,
     ProxyConfig,
@@ -23,6 +34,39 @@ from eastwest.backends.lab.envoy_config import (
     locality_dict,
 )
 from eastwest.backends.lab.istiod.registry import Registry, labels_match
+
+STATUS_PORT = 15021
+
+
+def status_port() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The readiness listener on 15021 and the cluster behind it.
+
+    In Istio it is a static listener of the proxy's bootstrap routing ``/healthz/ready`` to
+    pilot-agent (127.0.0.1:15020), which asks Envoy's ``/ready``; the lab has no agent and
+    routes the one exact path to ``/ready`` of the admin API itself: nothing else of the admin
+    API is reachable through it.
+    """
+    listener = {
+        "@type": LISTENER,
+        "enable_reuse_port": False,
+        "name": f"0.0.0.0_{STATUS_PORT}",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": STATUS_PORT}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": HCM,
+            "stat_prefix": "status",
+            "route_config": {"name": "status", "virtual_hosts": [{"name": "status", "domains": ["*"], "routes": [
+                {"match": {"path": "/healthz/ready"}, "route": {"cluster": "agent", "prefix_rewrite": "/ready"}}]}]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}],
+    }
+    cluster = {
+        "@type": CLUSTER,
+        "name": "agent",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "agent", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ADMIN_PORT}}}}]}]},
+    }
+    return listener, cluster
 
 
 class EastWestGateway:
@@ -89,4 +133,5 @@ class EastWestGateway:
                     "filter_chains": chains,
                 }
             )
-        return ProxyConfig(listeners, clusters)
+        status_listener, agent = status_port()
+        return ProxyConfig([*listeners, status_listener], [*clusters, agent])
