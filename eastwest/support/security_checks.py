@@ -8,9 +8,10 @@ which versions a ClientHello offered. A cause is never guessed from the test's i
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable, Iterable
 
-from eastwest.mesh import PortScan, ProbeResult, TlsResult
+from eastwest.mesh import CLIENT_CERTIFICATES, PortScan, ProbeResult, TlsResult
 from eastwest.support.echo import EchoResponse
 from eastwest.support.spiffe import SpiffeId
 from eastwest.support.tlswire import ISTIO_ALPNS, Stream, WireReport
@@ -33,8 +34,9 @@ def answered() -> TlsCheck:
     return check
 
 
-def refused_client(trust_domain: str) -> TlsCheck:
-    """The server gave no answer to a client presenting a certificate it must not accept (or none)."""
+def refused_client(trust_domain: str, holding: str) -> TlsCheck:
+    """The server gave no answer to a client holding a certificate it must not accept (``holding``: a name of
+    :data:`~eastwest.mesh.CLIENT_CERTIFICATES`)."""
     def check(r: TlsResult) -> str | None:
         if r.http_status is None:
             return None
@@ -50,7 +52,7 @@ def refused_client(trust_domain: str) -> TlsCheck:
         else:
             cause = (f"the server accepted a certificate for {presented} that the mesh's root did not sign: it does not "
                      f"verify client certificates against the mesh root")
-        return (f"expected the server to refuse a client presenting {presented or 'no certificate'}; observed "
+        return (f"expected the server to refuse a client holding {CLIENT_CERTIFICATES[holding]}; observed "
                 f"{r.summary()}\nlikely cause: {cause}")
     return check
 
@@ -59,6 +61,26 @@ def refusal_evidence(r: TlsResult) -> str:
     """What a refusal looked like: what the server asked for, what it got, and how it said no."""
     return (f"server asked for a client certificate: {'yes' if r.certificate_requested else 'no'}; got: "
             f"{r.certificate_sent or 'none'}; refused with: {r.alert or r.error or 'a close without answer'}")
+
+
+def sidecar_vouches_for(peer: SpiffeId) -> Callable[[list[EchoResponse]], str | None]:
+    """Every answer's identity, as the server's sidecar appended it to XFCC, is ``peer``."""
+    def check(batch: list[EchoResponse]) -> str | None:
+        bad = [r for r in batch if r.peer_identity != peer]
+        if not bad:
+            return None
+        seen = dict(Counter(str(r.peer_identity or "none") for r in batch))
+        header = bad[0].xfcc_header
+        if bad[0].status is None:
+            cause = f"no answer at all ({bad[0].error})"
+        elif header is None:
+            cause = ("no XFCC reached the app although the hop was mTLS: the server's sidecar did not append its element "
+                     "for the peer it authenticated (forward_client_cert_details neither APPEND_FORWARD nor SANITIZE_SET)")
+        else:
+            cause = (f"the app's XFCC ends in an element the server's sidecar did not write ({header!r}): the sidecar "
+                     f"forwarded the client's own header instead of appending to it")
+        return f"expected every answer to name {peer} as the peer; observed {seen}\nlikely cause: {cause}"
+    return check
 
 
 def no_identity_from(forged: SpiffeId) -> Callable[[list[EchoResponse]], str | None]:
@@ -98,6 +120,20 @@ def answers_plaintext(result: ProbeResult) -> bool:
     return len(head) >= 2 and head[0].startswith(b"HTTP/1.") and head[1][:1] == b"2"
 
 
+#: what listens on the well-known ports of an Istio proxy or istiod, to name what a scan found
+PORT_ROLES = {
+    15000: "Envoy's admin API", 15001: "the sidecar's outbound capture", 15004: "the debug interface of istiod",
+    15006: "the sidecar's inbound capture", 15008: "the HBONE tunnel", 15009: "HBONE (gateway)",
+    15010: "istiod's plaintext xDS", 15012: "istiod's mTLS xDS and CA", 15014: "istiod's monitoring",
+    15017: "istiod's webhook", 15020: "pilot-agent's merged metrics", 15021: "the health status port",
+    15053: "the DNS proxy", 15090: "Envoy's Prometheus stats", 15443: "the mTLS passthrough port",
+}
+
+
+def _port(port: int) -> str:
+    return f"port {port}" + (f" ({PORT_ROLES[port]})" if port in PORT_ROLES else "")
+
+
 def only_ports(allowed: Iterable[int], required: Iterable[int], what: str) -> Callable[[PortScan], str | None]:
     """Only ``allowed`` ports are open, ``required`` are, and none answers a plaintext request with 2xx."""
     allowed, required = set(allowed), set(required)
@@ -106,13 +142,14 @@ def only_ports(allowed: Iterable[int], required: Iterable[int], what: str) -> Ca
         problems = []
         missing = sorted(required - set(scan.open_ports))
         if missing:
-            problems.append(f"port(s) {missing} closed ({', '.join(scan.results[p].summary() for p in missing)})")
+            problems.append(f"{', '.join(_port(p) for p in missing)} closed ({', '.join(scan.results[p].summary() for p in missing)})")
         for port in scan.open_ports:
             result = scan.results[port]
             if port not in allowed:
-                problems.append(f"port {port} open, which a real east-west gateway does not serve ({result.summary()})")
+                problems.append(f"{_port(port)} open, which a real east-west gateway does not serve")
             if answers_plaintext(result):
-                problems.append(f"port {port} answered a plaintext request for a mesh service: {result.reply[:120]!r}")
+                problems.append(f"{_port(port)} answered a plaintext request for a mesh service with {first_line(result.reply)!r}"
+                                + (": the mesh service itself answered in clear" if b"application/json" in result.reply else ""))
         if not problems:
             return None
         return (f"expected {what} to serve only {sorted(allowed)} (with {sorted(required)} open) and no plaintext to mesh "
@@ -131,7 +168,7 @@ def admin_unreachable(results: dict[str, ProbeResult]) -> str | None:
 
 
 def _stream_problems(s: Stream, sni: str) -> list[str]:
-    problems = []
+    problems: list[str] = []
     if s.empty:
         return problems
     if s.tls is False:
@@ -150,7 +187,7 @@ def _stream_problems(s: Stream, sni: str) -> list[str]:
         if not ISTIO_ALPNS & set(ch.alpn):
             problems.append(f"{s.client} -> {s.server}: ALPN {list(ch.alpn)} offers none of Istio's {sorted(ISTIO_ALPNS)}")
         if version != "TLSv1.3":
-            offered = list(ch.versions) or [ch.legacy_version]
+            offered = list(ch.versions) or [ch.legacy_version or "?"]
             why = ("the client offered no TLS 1.3 (its maximum is TLS 1.2: Envoy's client default when tls_params "
                    "set no maximum)" if "TLSv1.3" not in offered else "the server chose below TLS 1.3")
             problems.append(f"{s.client} -> {s.server}: negotiated {version}, expected TLSv1.3; offered {offered}: {why}")

@@ -25,7 +25,7 @@ TLS_VERSIONS = {0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304:
 #: Istio's in-mesh ALPN values (listener.go allIstioMtlsALPNs): a sidecar offers at least one
 ISTIO_ALPNS = frozenset({"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"})
 HTTP_LINE = re.compile(rb"(?:^|\r\n)(?:(?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT) \S+ HTTP/1\.[01]\r\n|HTTP/1\.[01] \d{3} )")
-SPIFFE = re.compile(rb"spiffe://[A-Za-z0-9._~%!$&'()*+,;=:@/-]+")
+SPIFFE = re.compile(rb"spiffe://[A-Za-z0-9._~%/-]+")
 _EXT_SNI, _EXT_ALPN, _EXT_VERSIONS = 0, 16, 43
 
 
@@ -278,10 +278,19 @@ def _judge(client: tuple[str, int], server: tuple[str, int], up: list[Segment], 
         body = first_handshake(rec_down, 2)
         sh = parse_server_hello(body) if body else None
     payloads = b"".join(s.payload for s in up + down)
-    http = {m.group(0).strip(b"\r\n").decode("latin-1") for text in (data_up, data_down, payloads) for m in HTTP_LINE.finditer(text)}
-    ids = {m.group(0).decode("latin-1") for m in SPIFFE.finditer(payloads)}
+    http = {m.group(0).strip(b"\r\n ").decode("latin-1") for text in (data_up, data_down, payloads) for m in HTTP_LINE.finditer(text)}
+    ids = {_identity(payloads, m) for m in SPIFFE.finditer(payloads)}
     return Stream(f"{client[0]}:{client[1]}", f"{server[0]}:{server[1]}", complete, len(data_up), len(data_down), tls, ch, sh,
                   plaintext, tuple(sorted(http)), tuple(sorted(ids)))
+
+
+def _identity(data: bytes, match: re.Match[bytes]) -> str:
+    """A SPIFFE ID found in clear; in a certificate's SAN (DER: tag 0x86, one length byte) exactly as long as
+    its encoding says, since the bytes that follow may be URI characters too."""
+    start = match.start()
+    if start >= 2 and data[start - 2] == 0x86 and data[start - 1] < 0x80:
+        return data[start:start + data[start - 1]].decode("latin-1")
+    return match.group(0).decode("latin-1")
 
 
 def analyse(pcap: bytes) -> WireReport:

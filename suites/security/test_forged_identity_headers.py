@@ -42,7 +42,8 @@ def test_a_client_with_a_sidecar_cannot_forge_its_identity(us: Cluster, eventual
     forged, headers = forged_headers(us)
     eventually(
         lambda: us.call(SLEEP, ECHO_EU_ONLY_URL, count=5, headers=headers),
-        until=checks.all_of(checks.peer_is(us.spiffe_id(SLEEP.namespace, "sleep")), security_checks.no_identity_from(forged)),
+        until=checks.all_of(security_checks.sidecar_vouches_for(us.spiffe_id(SLEEP.namespace, "sleep")),
+                            security_checks.no_identity_from(forged)),
         what="the EU server seeing the US client's real identity despite a forged XFCC",
     )
 
@@ -76,7 +77,7 @@ def test_a_forged_xfcc_over_mtls_is_never_read_as_the_peer(us: Cluster, eu: Clus
 
     eventually(
         call,
-        until=checks.all_of(checks.peer_is(us.spiffe_id(SLEEP.namespace, "sleep")), checks.server_is(eu.spiffe_id("echo", "echo-eu-only")),
+        until=checks.all_of(security_checks.sidecar_vouches_for(us.spiffe_id(SLEEP.namespace, "sleep")), checks.server_is(eu.spiffe_id("echo", "echo-eu-only")),
                             security_checks.no_identity_from(forged)),
         what="the EU server naming the real mTLS peer after a forged XFCC element",
     )

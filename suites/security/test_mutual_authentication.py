@@ -33,7 +33,7 @@ def test_eu_server_refuses_a_client_without_a_mesh_certificate_of_its_trust_doma
     eventually(lambda: connect("own"), until=security_checks.answered(),
                what="control: the same client with its own mesh certificate answered through the EU gateway")
     result = connect(certificate)
-    reason = security_checks.refused_client(us.topology.trust_domain)(result)
+    reason = security_checks.refused_client(us.topology.trust_domain, certificate)(result)
     assert reason is None, reason
     assert result.handshake_completed or result.alert, f"expected TLS to reach the EU server; observed {result.summary()}"
     print(security_checks.refusal_evidence(result))

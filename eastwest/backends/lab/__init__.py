@@ -10,6 +10,9 @@ Layout (each file named after the part of a real cluster it plays):
 - ``envoy_config.py``: Envoy resource builders; ``proxies.py``: Envoy processes and their admin API.
 - ``network.py``, ``netns.py``: namespaces, bridges, veths, routes (pyroute2).
 - ``dataplane.py``: requests and probes from pods, kube-proxy for clients without a sidecar.
+- ``tester.py``: a security tester's operations: port scans, a raw TLS client in a pod (``tlsclient.py``),
+  captures of the transit network (``capture.py``).
+- ``breaks.py``: ``--lab-break NAME``, deliberate misconfigurations the self-tests prove the suites catch.
 - ``mesh.py``: the :class:`~eastwest.mesh.Mesh` implementation; ``cli.py``: ``eastwest lab ...``.
 """
 

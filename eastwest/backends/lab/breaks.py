@@ -26,8 +26,8 @@ PLAINTEXT_GATEWAY_PORT = 8080
 
 BREAKS: dict[str, str] = {
     "split-roots": "every cluster gets a root CA of its own: the classic multi-cluster install without a shared root",
-    "one-way-tls": "inbound mTLS does not require a client certificate (require_client_certificate: false, as a "
-                   "hand-written EnvoyFilter or a SIMPLE-TLS server would leave it): TLS is one-way",
+    "one-way-tls": "inbound TLS neither asks for nor checks a client certificate (require_client_certificate: false "
+                   "and no validation context, what a SIMPLE-TLS server or a hand-written EnvoyFilter renders)",
     "server-skips-trust-domain": "inbound mTLS accepts any SPIFFE ID the root signed: istiod run with "
                                  "PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true renders no SAN match",
     "client-skips-san-check": "client sidecars check the server's chain but not its SPIFFE ID (the upstream "
@@ -89,7 +89,10 @@ def apply(config: ProxyConfig, breaks: frozenset[str], *, gateway: bool) -> Prox
     """The configuration a proxy gets when the lab is broken in the ``breaks`` ways (changed in place)."""
     if "one-way-tls" in breaks:
         for ctx in _tls_contexts(config, "DownstreamTlsContext"):
+            # Envoy still demands a certificate while a trusted CA is configured (SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+            # comes with the CA, not only with require_client_certificate): one-way TLS drops both
             ctx["require_client_certificate"] = False
+            ctx["common_tls_context"].pop("validation_context", None)
     if "server-skips-trust-domain" in breaks:
         for ctx in _tls_contexts(config, "DownstreamTlsContext"):
             ctx["common_tls_context"]["validation_context"].pop("match_typed_subject_alt_names", None)

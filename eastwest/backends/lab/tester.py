@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 SCAN_PARALLELISM = 16  # a scan of MAX_SCAN_PORTS ports takes at most 8 x its per-port time limit
 TRANSIT_BRIDGE = "transit"
 
+# the running captures of this supervisor (one lab per supervisor process)
+_captures: dict[str, PacketCapture] = {}
+_capture_ids = itertools.count(1)
+_capture_lock = threading.Lock()
+
 
 class NetworkTester:
     """The supervisor's tester operations (a mixin of ``Lab``)."""
@@ -40,10 +45,6 @@ class NetworkTester:
 
     def _trust_domain(self, cluster: str) -> str:
         raise NotImplementedError
-
-    _captures: dict[str, PacketCapture]
-    _capture_ids = itertools.count(1)
-    _capture_lock = threading.Lock()
 
     def rpc_scan(self, req: rpc.Scan) -> list[rpc.ProbeReply]:
         if not 0 < len(req.ports) <= MAX_SCAN_PORTS:
@@ -72,16 +73,14 @@ class NetworkTester:
                          workdir=pod.dir)
 
     def rpc_start_capture(self, req: rpc.StartCapture) -> str:
-        with self._capture_lock:
-            if not hasattr(self, "_captures"):
-                self._captures = {}
-            capture_id = f"capture-{next(self._capture_ids)}"
-            self._captures[capture_id] = PacketCapture(self.network.root, TRANSIT_BRIDGE, req.limit)
+        with _capture_lock:
+            capture_id = f"capture-{next(_capture_ids)}"
+            _captures[capture_id] = PacketCapture(self.network.root, TRANSIT_BRIDGE, req.limit)
         return capture_id
 
     def rpc_stop_capture(self, req: rpc.StopCapture) -> bytes:
-        with self._capture_lock:
-            capture = getattr(self, "_captures", {}).pop(req.capture_id, None)
+        with _capture_lock:
+            capture = _captures.pop(req.capture_id, None)
         if capture is None:
             raise ConfigError(f"no capture {req.capture_id!r} is running")
         return capture.stop()

@@ -122,5 +122,6 @@ def handshake(ns: NetNS, address: str, port: int, *, sni: str, alpn: list[str], 
     finally:
         sock.close()
     # in TLS 1.3 a client that sent no certificate learns so only from the server's alert
-    return TlsReply(True, certificate_requested=seen["requested"], certificate_sent=sent_as, alert=seen["alert"],
+    # a client sends its certificate only when asked (RFC 8446 4.4.2)
+    return TlsReply(True, certificate_requested=seen["requested"], certificate_sent=sent_as if seen["requested"] else None, alert=seen["alert"],
                     error=error, reply=reply, closed_by_peer=closed, **fields)
