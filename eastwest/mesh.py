@@ -349,7 +349,8 @@ class Cluster(abc.ABC):
         wanted = sorted(set(ports))
         if not wanted or len(wanted) > MAX_SCAN_PORTS:
             raise ValueError(f"a scan probes 1 to {MAX_SCAN_PORTS} ports, got {len(wanted)}")
-        result = PortScan(address, self._scan(Workload.parse(client), address, wanted, send=send, timeout=timeout or self.timeouts.request))
+        result = PortScan(address, self._scan(Workload.parse(client), address, wanted, send=send,
+                                             timeout=self.timeouts.request if timeout is None else timeout))
         self._observed(f"port scan of {address} from {Workload.parse(client)}", result.summary())
         return result
 
@@ -365,7 +366,7 @@ class Cluster(abc.ABC):
         if certificate not in CLIENT_CERTIFICATES:
             raise ValueError(f"certificate must be one of {', '.join(CLIENT_CERTIFICATES)}, got {certificate!r}")
         result = self._tls_connect(Workload.parse(client), address, port, sni=sni, alpn=list(alpn), certificate=certificate,
-                                   send=send, timeout=timeout or self.timeouts.request)
+                                   send=send, timeout=self.timeouts.request if timeout is None else timeout)
         self._observed(f"TLS to {address}:{port} (SNI {sni}) from {Workload.parse(client)} with certificate {certificate}",
                        result.summary())
         return result

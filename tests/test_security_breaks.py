@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from test_suites_catch_broken_meshes import run_suites
 
 SECURITY = "suites/security"

@@ -9,10 +9,10 @@ which versions a ClientHello offered. A cause is never guessed from the test's i
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from eastwest.mesh import CLIENT_CERTIFICATES, PortScan, ProbeResult, TlsResult
-from eastwest.support.echo import EchoResponse
+from eastwest.support.checks import Batch, BatchCheck
 from eastwest.support.spiffe import SpiffeId
 from eastwest.support.tlswire import ISTIO_ALPNS, Stream, WireReport
 
@@ -63,9 +63,9 @@ def refusal_evidence(r: TlsResult) -> str:
             f"{r.certificate_sent or 'none'}; refused with: {r.alert or r.error or 'a close without answer'}")
 
 
-def sidecar_vouches_for(peer: SpiffeId) -> Callable[[list[EchoResponse]], str | None]:
+def sidecar_vouches_for(peer: SpiffeId) -> BatchCheck:
     """Every answer's identity, as the server's sidecar appended it to XFCC, is ``peer``."""
-    def check(batch: list[EchoResponse]) -> str | None:
+    def check(batch: Batch) -> str | None:
         bad = [r for r in batch if r.peer_identity != peer]
         if not bad:
             return None
@@ -83,9 +83,9 @@ def sidecar_vouches_for(peer: SpiffeId) -> Callable[[list[EchoResponse]], str | 
     return check
 
 
-def no_identity_from(forged: SpiffeId) -> Callable[[list[EchoResponse]], str | None]:
+def no_identity_from(forged: SpiffeId) -> BatchCheck:
     """No answer names ``forged`` as the peer or the server: an identity only the client wrote."""
-    def check(batch: list[EchoResponse]) -> str | None:
+    def check(batch: Batch) -> str | None:
         bad = [r for r in batch if forged in (r.peer_identity, r.server_identity)]
         if not bad:
             return None
@@ -96,9 +96,9 @@ def no_identity_from(forged: SpiffeId) -> Callable[[list[EchoResponse]], str | N
     return check
 
 
-def no_peer_identity() -> Callable[[list[EchoResponse]], str | None]:
+def no_peer_identity() -> BatchCheck:
     """Plaintext: no answer carries a peer identity, and no XFCC at all reached the app."""
-    def check(batch: list[EchoResponse]) -> str | None:
+    def check(batch: Batch) -> str | None:
         bad = [r for r in batch if r.peer_identity is not None or r.xfcc_header is not None]
         if not bad:
             return None

@@ -12,7 +12,7 @@ import pytest
 
 from eastwest.mesh import Mesh, ProbeResult
 from eastwest.support import security_checks
-from eastwest.workloads import ECHO, EASTWEST_GATEWAY, GATEWAY_PORT, SLEEP
+from eastwest.workloads import EASTWEST_GATEWAY, ECHO, GATEWAY_PORT, SLEEP
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "gateway-port-scan")]
 

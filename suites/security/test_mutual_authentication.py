@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eastwest.mesh import Cluster
+from eastwest.mesh import Cluster, TlsResult
 from eastwest.support import security_checks
 from eastwest.support.eventually import Eventually
 from eastwest.workloads import ECHO_EU_ONLY_HOST, ECHO_EU_ONLY_SNI, GATEWAY_PORT, SIDECAR_ALPNS, SLEEP
@@ -26,7 +26,7 @@ def test_eu_server_refuses_a_client_without_a_mesh_certificate_of_its_trust_doma
     gateway = eu.gateway_address()
     assert gateway, "the EU gateway has no address"
 
-    def connect(presenting: str):  # type: ignore[no-untyped-def]
+    def connect(presenting: str) -> TlsResult:
         return us.tls_connect(SLEEP, gateway, GATEWAY_PORT, sni=ECHO_EU_ONLY_SNI, alpn=SIDECAR_ALPNS,
                               certificate=presenting, send=REQUEST)
 

@@ -56,7 +56,7 @@ class PacketCapture:
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
                 frame = self.sock.recv(SNAPLEN)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

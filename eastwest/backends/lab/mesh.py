@@ -66,7 +66,7 @@ class LabCluster(Cluster):
 
     def _scan(self, client: Workload, address: str, ports: list[int], *, send: bytes, timeout: float) -> dict[int, ProbeResult]:
         replies = self._mesh.conn.request(rpc.Scan(self.name, str(client), address, ports, send, timeout))
-        return {port: ProbeResult(r.connected, r.error, r.reply, r.closed_by_peer) for port, r in zip(ports, replies)}
+        return {port: ProbeResult(r.connected, r.error, r.reply, r.closed_by_peer) for port, r in zip(ports, replies, strict=True)}
 
     def _tls_connect(self, client: Workload, address: str, port: int, *, sni: str, alpn: list[str], certificate: str,
                      send: bytes, timeout: float) -> TlsResult:

@@ -113,7 +113,7 @@ def handshake(ns: NetNS, address: str, port: int, *, sni: str, alpn: list[str], 
                 closed = True
                 break
             reply += chunk
-    except socket.timeout:
+    except TimeoutError:
         if not fields:
             error = "timed out"
     except (ssl.SSLError, OSError) as exc:

@@ -19,10 +19,10 @@ import fnmatch
 from typing import Any
 
 from eastwest.backends.lab.envoy_config import (
+    ADMIN_PORT,
     CLUSTER,
     DEFAULT_CONNECT_TIMEOUT,
     GATEWAY_PORT,
-    ADMIN_PORT,
     HCM,
     ISTIO_ALPNS,
     LISTENER,
