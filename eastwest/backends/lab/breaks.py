@@ -80,7 +80,8 @@ def _plaintext_listener(config: ProxyConfig) -> dict[str, Any]:
         "address": {"socket_address": {"address": "0.0.0.0", "port_value": PLAINTEXT_GATEWAY_PORT}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
             "@type": HCM, "stat_prefix": "plaintext_gateway", "access_log": access_log("/dev/stdout"),
-            "route_config": {"name": "plaintext", "virtual_hosts": vhosts},
+            # as istiod's routes: the clusters may still be in flight when the listener lands
+            "route_config": {"name": "plaintext", "validate_clusters": False, "virtual_hosts": vhosts},
             "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}],
     }
 

@@ -54,7 +54,7 @@ def status_port() -> tuple[dict[str, Any], dict[str, Any]]:
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
             "@type": HCM,
             "stat_prefix": "status",
-            "route_config": {"name": "status", "virtual_hosts": [{"name": "status", "domains": ["*"], "routes": [
+            "route_config": {"name": "status", "validate_clusters": False, "virtual_hosts": [{"name": "status", "domains": ["*"], "routes": [
                 {"match": {"path": "/healthz/ready"}, "route": {"cluster": "agent", "prefix_rewrite": "/ready"}}]}]},
             "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}],
     }
