@@ -8,7 +8,9 @@ the healthy lab. A broken mesh never converges, so broken runs wait only 4 s.
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 from test_suites_catch_broken_meshes import run_suites
@@ -65,3 +67,16 @@ def test_a_broken_property_fails_its_test_naming_the_cause(breakage: str, tests:
     assert f"{failures} failed" in result.stdout, result.stdout[-3000:]
     for cause in causes:
         assert cause in result.stdout, f"missing {cause!r} in:\n{result.stdout[-4000:]}"
+
+
+def test_the_wire_evidence_is_attached_to_the_report(tmp_path: Path) -> None:
+    """The streams the wire test saw (SNI, ALPN, TLS version, plaintext found) land in the Allure results."""
+    result = run_suites(WIRE, f"--alluredir={tmp_path}", convergence=30)
+    assert result.returncode == 0, result.stdout[-3000:]
+    [test] = [json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")]
+    [attached] = [a for a in test["attachments"] if "transit capture" in a["name"]]
+    text = (tmp_path / attached["source"]).read_text()
+    for needle in ("-> 172.31.255.20:15443 (opened in capture;", "SNI outbound_.80_._.echo-eu-only.echo.svc.cluster.local",
+                   "ALPN offered ['istio-http/1.1', 'istio', 'http/1.1']", "negotiated TLSv1.3", "identities in clear: none",
+                   "plaintext bytes: 0"):
+        assert needle in text, f"missing {needle!r} in the attached evidence:\n{text}"
