@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from eastwest.settings import Timeouts
 from eastwest.support.echo import EchoResponse
-from eastwest.support.errors import FaultNotInjected, FaultUnsupported
+from eastwest.support.errors import FaultNotInjected, FaultUnsupported, FeatureUnsupported
 from eastwest.support.manifest import Document
 from eastwest.support.spiffe import SpiffeId
 from eastwest.support.tlswire import WireReport, analyse
@@ -374,7 +374,7 @@ class Cluster(abc.ABC):
     def _tls_connect(self, client: Workload, address: str, port: int, *, sni: str, alpn: list[str], certificate: str,
                      send: bytes, timeout: float) -> TlsResult:
         """Backend part of :meth:`tls_connect`."""
-        raise FaultUnsupported("this backend has no raw TLS client")
+        raise FeatureUnsupported("this backend has no raw TLS client (feature raw-tls-client)")
 
     @abc.abstractmethod
     def pod_ips(self, workload: Workload | str) -> list[str]:
@@ -490,10 +490,10 @@ class Mesh(abc.ABC):
         first._observed("transit capture: every TCP stream between the clusters", capture.report.summary())
 
     def _start_capture(self, limit: float) -> str:
-        raise FaultUnsupported("this backend cannot capture the traffic between its networks")
+        raise FeatureUnsupported("this backend cannot capture the traffic between its networks (feature transit-capture)")
 
     def _stop_capture(self, handle: str) -> bytes:
-        raise FaultUnsupported("this backend cannot capture the traffic between its networks")
+        raise FeatureUnsupported("this backend cannot capture the traffic between its networks (feature transit-capture)")
 
     @property
     def identity(self) -> str:
