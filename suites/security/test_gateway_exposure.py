@@ -17,7 +17,7 @@ from eastwest.workloads import EASTWEST_GATEWAY, ECHO, GATEWAY_PORT, SLEEP
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "gateway-port-scan")]
 
 EAST_WEST_PORTS = (15021, GATEWAY_PORT, 15012, 15017)
-#: the well-known Istio proxy and istiod ports, the range around them, and common application ports: 107 in all
+#: the well-known Istio proxy and istiod ports, the range around them, and common application ports: 108 in all
 SCAN_PORTS = sorted({*range(15000, 15100), GATEWAY_PORT, 80, 443, 8000, 8080, 8443, 9080, 9090})
 PLAINTEXT_REQUEST = b"GET / HTTP/1.1\r\nHost: echo.echo.svc.cluster.local\r\nConnection: close\r\n\r\n"
 ADMIN_REQUEST = b"GET /server_info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
