@@ -20,6 +20,10 @@ from eastwest.support.errors import MeshError
 log = logging.getLogger("eastwest.kube")
 
 FIELD_MANAGER = "eastwest"
+#: a list of objects (named here: a method called ``list`` hides the builtin inside the classes below)
+Objects = list[dict[str, Any]]
+#: the argv of a command run in a container
+Command = list[str]
 
 
 class ApiError(MeshError):
@@ -42,11 +46,11 @@ class ClusterApi(Protocol):
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> list[dict[str, Any]]: ...
+    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> Objects: ...
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool: ...
 
-    def exec(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float) -> ExecResult: ...
+    def exec(self, namespace: str, pod: str, container: str, command: Command, *, timeout: float) -> ExecResult: ...
 
     def pod_proxy(self, namespace: str, pod: str, port: int, path: str) -> str: ...
 
@@ -128,7 +132,7 @@ class KubeApi:
         result = self._call(f"reading {kind} {name}", self._resource(api_version, kind).get, name=name, namespace=namespace)
         return None if result is None else dict(result.to_dict())
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> list[dict[str, Any]]:
+    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> Objects:
         result = self._call(f"listing {kind}", self._resource(api_version, kind).get, namespace=namespace, label_selector=labels)
         return [] if result is None else [dict(item) for item in result.to_dict().get("items", [])]
 
@@ -136,7 +140,7 @@ class KubeApi:
         resource = self._resource(api_version, kind)
         return self._call(f"deleting {kind} {name}", resource.delete, name=name, namespace=namespace) is not None
 
-    def exec(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float) -> ExecResult:
+    def exec(self, namespace: str, pod: str, container: str, command: Command, *, timeout: float) -> ExecResult:
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream import stream
 

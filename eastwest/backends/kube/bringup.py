@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import json
@@ -176,7 +177,8 @@ class BringUp:
         self.wait(lambda: _deployment_available(api, "metallb-system", "controller") and _daemonset_ready(api, "metallb-system", "speaker"),
                   f"{role}: MetalLB controller and speaker ready")
         for body in step.objects:  # MetalLB's validating webhook refuses pools until its controller serves it
-            self.wait(lambda b=body: _applied(lambda: self.apply(role, b)), f"{role}: {ref(body)} accepted by MetalLB's webhook")
+            self.wait(functools.partial(_applied, functools.partial(self.apply, role, body)),
+                      f"{role}: {ref(body)} accepted by MetalLB's webhook")
 
     def step_namespace(self, step: Step) -> None:
         role = str(step.cluster)
@@ -251,7 +253,7 @@ class BringUp:
         for body in step.objects:
             if body["kind"] == "Deployment":
                 workload = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
-                self.wait(lambda b=body: cluster.rolled_out(_workload(b)), f"{role}: {workload} rolled out")
+                self.wait(functools.partial(cluster.rolled_out, _workload(body)), f"{role}: {workload} rolled out")
         for body in step.objects:
             if body["kind"] == "Deployment":
                 missing = [p["metadata"]["name"] for p in cluster.pods(_workload(body), ready_only=False) if not has_sidecar(p)]

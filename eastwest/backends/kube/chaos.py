@@ -23,7 +23,7 @@ from eastwest.backends.kube import render, traffic
 from eastwest.backends.kube.api import ClusterApi
 from eastwest.mesh import FaultStatus
 from eastwest.schemas import Schemas, SchemaUnavailable
-from eastwest.support.errors import FaultNotInjected, FaultUnsupported, ManifestError
+from eastwest.support.errors import FaultUnsupported, ManifestError
 from eastwest.support.manifest import Document
 from eastwest.support.waiting import WaitTimeout, wait_until
 
@@ -104,22 +104,26 @@ class Faults:
         self.api.apply(body)
         ns, kind, cr = body["metadata"].get("namespace"), body["kind"], body["metadata"]["name"]
         last: dict[str, Any] = {}
+        refused: list[str] = []
 
-        def landed() -> dict[str, Any] | None:
-            nonlocal last
-            last = self.api.get(GROUP_VERSION, kind, cr, ns) or {}
-            failed = failed_events(last)
-            if failed:
-                raise FaultNotInjected(f"{doc.ref}: Chaos Mesh reports a failure: {'; '.join(failed)}")
+        def landed() -> bool:
+            last.clear()
+            last.update(self.api.get(GROUP_VERSION, kind, cr, ns) or {})
             c = conditions(last)
+            refused[:] = failed_events(last)
             if c.get("Paused") and not c.get("Selected"):
-                raise FaultNotInjected(f"{doc.ref}: the selector matched no pod (Paused without Selected)")
-            return last if c.get("Selected") and c.get("AllInjected") else None
+                refused.append("the selector matched no pod (Paused without Selected)")
+            return bool(refused) or bool(c.get("Selected") and c.get("AllInjected"))
 
+        # not raising here: the seam (Cluster.inject) raises FaultNotInjected and still recovers
         try:
-            return status_of(wait_until(landed, within=self.within, interval=self.interval, what=f"{doc.ref} Selected and AllInjected"))
+            wait_until(landed, within=self.within, interval=self.interval, what=f"{doc.ref} Selected and AllInjected")
         except WaitTimeout as exc:
-            return status_of(last or body, str(exc)) if last else FaultStatus(kind, cr, False, False, False, (), str(exc))
+            return status_of(last, str(exc)) if last else FaultStatus(kind, cr, False, False, False, (), str(exc))
+        if refused:
+            failed = status_of(last, "Chaos Mesh reports: " + "; ".join(refused))
+            return FaultStatus(failed.kind, failed.name, failed.selected, False, False, failed.records, failed.message)
+        return status_of(last)
 
     def recover(self, doc: Document) -> FaultStatus:
         if fault_name(doc.body).startswith("HTTPChaos/") and self.api.get(*_envoy_filter_ref(doc.body)) is not None:

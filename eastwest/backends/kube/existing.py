@@ -10,6 +10,7 @@ project made them; they, and every namespace a suite manifest created, are remov
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Callable
@@ -136,7 +137,11 @@ class ExistingMesh:
             for name in owned:
                 api.delete("v1", "Namespace", name)
             try:
-                wait_until(lambda api=api, owned=owned: all(api.get("v1", "Namespace", n) is None for n in owned),
-                           within=self.settings.timeouts.bring_up, interval=1.0, what=f"{role}: namespaces {owned} removed")
+                wait_until(functools.partial(_all_gone, api, owned), within=self.settings.timeouts.bring_up, interval=1.0,
+                           what=f"{role}: namespaces {owned} removed")
             except MeshError as exc:
                 log.warning("%s", exc)
+
+
+def _all_gone(api: ClusterApi, namespaces: list[str]) -> bool:
+    return all(api.get("v1", "Namespace", n) is None for n in namespaces)

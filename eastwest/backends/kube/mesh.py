@@ -8,6 +8,7 @@ faults are Chaos Mesh resources or Istio fault injection (``chaos.py``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -157,8 +158,8 @@ class KubeCluster(Cluster):
         for body in bodies:
             if body["kind"] == "Deployment" and self.api.get("apps/v1", "Deployment", body["metadata"]["name"], body["metadata"].get("namespace")):
                 workload = Workload(body["metadata"].get("namespace", "default"), body["metadata"]["name"])
-                wait_until(lambda w=workload: self.rolled_out(w), within=self.timeouts.apply, interval=self.timeouts.poll_interval,
-                           what=f"{self.name}: {workload} rolled out")
+                wait_until(functools.partial(self.rolled_out, workload), within=self.timeouts.apply,
+                           interval=self.timeouts.poll_interval, what=f"{self.name}: {workload} rolled out")
         if any(str(b["apiVersion"]).split("/")[0] in ISTIO_GROUPS for b in bodies):
             wait_until(self.proxies_synced, within=self.timeouts.apply, interval=self.timeouts.poll_interval,
                        what=f"{self.name}: every proxy acknowledged istiod's push (debug/syncz)")

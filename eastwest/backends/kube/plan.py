@@ -148,7 +148,7 @@ def _cluster_steps(ctx: KindContext, role: str) -> list[Step]:
 
 
 def _phase_step(ctx: KindContext, role: str, phase: install.Phase) -> Step:
-    layout, topo = ctx.layout, ctx.topology
+    topo = ctx.topology
     title = phase.summary
     if phase.name == "namespace":
         return Step(phase.name, title, role, objects=(*render.phase_objects(ctx.manifests, topo, role, phase.name),

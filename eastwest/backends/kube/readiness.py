@@ -9,6 +9,7 @@ backend's last preflight step.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Callable
 
@@ -82,14 +83,14 @@ def checks(clusters: dict[str, KubeCluster], *, client: str = "us") -> list[tupl
     names = list(clusters)
     out: list[tuple[str, Check]] = []
     for name, c in clusters.items():
-        out.append((f"{name} istiod synced the other clusters", lambda c=c: remote_synced(c, [o for o in names if o != c.name])))
-        out.append((f"{name} gateway address", lambda c=c: gateway_has_address(c)))
-        out.append((f"{name} workloads have sidecars", lambda c=c: workloads_have_sidecars(c)))
+        out.append((f"{name} istiod synced the other clusters", functools.partial(remote_synced, c, [o for o in names if o != name])))
+        out.append((f"{name} gateway address", functools.partial(gateway_has_address, c)))
+        out.append((f"{name} workloads have sidecars", functools.partial(workloads_have_sidecars, c)))
     for name in names:
         if name != client and client in clusters:
             out.append((f"{client} sleep sees {name} echo behind its gateway",
-                        lambda n=name: sees_remote_gateway(clusters[client], clusters[n])))
-    out.append(("one root everywhere", lambda: same_root(list(clusters.values()))))
+                        functools.partial(sees_remote_gateway, clusters[client], clusters[name])))
+    out.append(("one root everywhere", functools.partial(same_root, list(clusters.values()))))
     return out
 
 
