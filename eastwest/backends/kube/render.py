@@ -173,9 +173,12 @@ def remote_secret(cluster: str, server: str, *, ca_crt: bytes | None, token: str
 def adapt(body: dict[str, Any], images: dict[str, str] | None = None) -> dict[str, Any]:
     """A manifest object as the kube backends apply it: labelled as ours; an echo container gets a
     readiness probe on the echo app's /healthz (Kubernetes publishes only ready endpoints; the lab
-    checks the same path before it publishes a pod); ``images`` renames images (the user's registry)."""
+    checks the same path before it publishes a pod); pods get 1 s to stop (test workloads hold
+    nothing, and ``sleep`` as PID 1 ignores SIGTERM: the default 30 s would hold every namespace
+    deletion that long); ``images`` renames images (the user's registry)."""
     out = with_label(body)
     if out.get("kind") == "Deployment":
+        out["spec"]["template"]["spec"].setdefault("terminationGracePeriodSeconds", 1)
         for container in out["spec"]["template"]["spec"].get("containers", []):
             is_echo = str(container.get("image", "")).startswith(pins.ECHO_IMAGE.split(":")[0] + ":")
             container["image"] = (images or {}).get(container.get("image", ""), container.get("image"))
