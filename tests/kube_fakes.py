@@ -17,7 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from eastwest.backends.kube.api import ExecResult
+from eastwest.backends.kube.api import Command as Argv
+from eastwest.backends.kube.api import ExecResult, Objects
 from eastwest.backends.kube.commands import Command, Completed
 from eastwest.support.topology import Topology
 
@@ -42,7 +43,7 @@ class World:
     def index(self, *event: str) -> int:
         """Position of the first logged event whose fields start with those of ``event``."""
         for i, logged in enumerate(self.log):
-            if len(logged) >= len(event) and all(have.startswith(want) for have, want in zip(logged, event)):
+            if len(logged) >= len(event) and all(have.startswith(want) for have, want in zip(logged[: len(event)], event, strict=True)):
                 return i
         raise AssertionError(f"never happened: {event}; log:\n" + "\n".join(map(str, self.log)))
 
@@ -70,7 +71,7 @@ class FakeRunner:
         elif a[:2] == ("docker", "inspect"):
             node = a[-1]
             cluster = node.removesuffix("-control-plane")
-            nets = {w.prefix + "-" + w.role_of(cluster): {}} if cluster in w.clusters else {}
+            nets: dict[str, Any] = {w.prefix + "-" + w.role_of(cluster): {}} if cluster in w.clusters else {}
             if node in w.attached:
                 nets[f"{w.prefix}-wan"] = {"IPAMConfig": {"IPv4Address": w.attached[node]}}
             return Completed(0 if cluster in w.clusters else 1, json.dumps(nets), "")
@@ -78,6 +79,7 @@ class FakeRunner:
             w.attached[a[-1]] = a[a.index("--ip") + 1]
         elif a[:2] == ("docker", "exec") and a[3:] == ("ip", "-4", "route", "show", "default"):
             spec = w.topology.cluster(w.role_of(a[2].removesuffix("-control-plane")))
+            assert spec.node_subnet is not None
             return Completed(0, f"default via {spec.node_subnet.network_address + 1} dev eth0\n", "")
         elif a[:3] == ("docker", "image", "inspect"):
             return Completed(0 if a[3] in w.images else 1, "", "")
@@ -121,7 +123,7 @@ class FakeApi:
 
     def __init__(self, world: World, role: str, *, log: bool = True):
         self.world, self.role, self.logging = world, role, log
-        self.execs: list[tuple[str, str, list[str]]] = []
+        self.execs: list[tuple[str, str, Argv]] = []
 
     def _log(self, *event: str) -> None:
         if self.logging:
@@ -165,9 +167,13 @@ class FakeApi:
         found = self.world.objects.get((kind, namespace or "", name, self.role))
         return copy.deepcopy(found) if found else None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> list[dict[str, Any]]:
+    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> Objects:
         self._log("list", f"{kind} {namespace or ''}")
-        wanted = dict(part.split("=", 1) if "=" in part else (part, None) for part in (labels or "").split(",") if part)
+        wanted: dict[str, str | None] = {}
+        for part in (labels or "").split(","):
+            if part:
+                key, sep, value = part.partition("=")
+                wanted[key] = value if sep else None
         out = []
         for (k, ns, _, role), body in self.world.objects.items():
             have = (body.get("metadata") or {}).get("labels") or {}
@@ -194,7 +200,7 @@ class FakeApi:
             return json.dumps([{"proxy": "sleep-0.sleep", "cluster_sent": "1", "cluster_acked": "1"}])
         return ""
 
-    def exec(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float) -> ExecResult:
+    def exec(self, namespace: str, pod: str, container: str, command: Argv, *, timeout: float) -> ExecResult:
         self._log("exec", f"{namespace}/{pod}", container, " ".join(command)[:60])
         self.execs.append((pod, container, command))
         if command[:4] == ["pilot-agent", "request", "GET", "clusters?format=json"]:

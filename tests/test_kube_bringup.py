@@ -105,12 +105,14 @@ def test_arguments_that_matter(world: World, tmp_path: Path, monkeypatch: pytest
     assert {"eastwest/echo:0.1.0", "curlimages/curl:8.11.1", f"docker.io/istio/proxyv2:{pins.ISTIO_VERSION}", pins.PAUSE_IMAGE} <= set(loaded)
     # the remote secret in US reaches EU at its transit address with EU's reader token, never the host's loopback
     secret = apis["us"].get("v1", "Secret", "istio-remote-secret-eu", "istio-system")
+    assert secret is not None
     kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["eu"]))
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://172.31.255.3:6443"
     assert kubeconfig["users"][0]["user"]["token"] == "token-of-eu"
     # one root, one intermediate per cluster
-    roots = {role: apis[role].get("v1", "Secret", "cacerts", "istio-system")["data"]["root-cert.pem"] for role in TOPOLOGY.names}
-    chains = {role: apis[role].get("v1", "Secret", "cacerts", "istio-system")["data"]["ca-cert.pem"] for role in TOPOLOGY.names}
+    cacerts = {role: apis[role].get("v1", "Secret", "cacerts", "istio-system") or {} for role in TOPOLOGY.names}
+    roots = {role: secret["data"]["root-cert.pem"] for role, secret in cacerts.items()}
+    chains = {role: secret["data"]["ca-cert.pem"] for role, secret in cacerts.items()}
     assert len(set(roots.values())) == 1 and len(set(chains.values())) == 2
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from eastwest.backends.kube import chaos
-from eastwest.backends.kube.api import ExecResult
+from eastwest.backends.kube.api import Command as Argv
+from eastwest.backends.kube.api import ExecResult, Objects
 from eastwest.backends.kube.mesh import KubeCluster
 from eastwest.settings import Timeouts
 from eastwest.support.errors import FaultNotInjected, FaultUnsupported
@@ -66,7 +67,7 @@ class ChaosMeshApi(FakeApi):
         self.deleted_at = self.polls
         return True  # a finalizer holds it: gone two GETs later
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> list[dict[str, Any]]:
+    def list(self, api_version: str, kind: str, namespace: str | None = None, labels: str | None = None) -> Objects:
         if kind == "Pod" and namespace == "echo":
             containers = [{"name": "echo"}, *([{"name": "istio-proxy"}] if self.sidecars else [])]
             return [{"metadata": {"name": "echo-0", "namespace": "echo"}, "spec": {"containers": containers},
@@ -78,18 +79,16 @@ class ChaosMeshApi(FakeApi):
             self.filtered.add("echo-0")
         return super().apply(body)
 
-    def exec(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float) -> ExecResult:
+    def exec(self, namespace: str, pod: str, container: str, command: Argv, *, timeout: float) -> ExecResult:
         dump = '{"configs": [{"name": "envoy.filters.http.fault"}]}' if pod in self.filtered else '{"configs": []}'
         return ExecResult(dump, "", 0)
 
 
 def gone_after_two_polls(api: ChaosMeshApi) -> None:
-    original = FakeApi.get
-
     def get(self: ChaosMeshApi, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
         if getattr(self, "deleted_at", None) is not None and self.polls >= self.deleted_at + 2 and api_version.startswith("chaos-mesh"):
             return None
-        return ChaosMeshApi.get(self, api_version, kind, name, namespace) if original else None
+        return ChaosMeshApi.get(self, api_version, kind, name, namespace)
 
     api.get = get.__get__(api)  # type: ignore[method-assign]
 

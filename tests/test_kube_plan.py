@@ -41,7 +41,7 @@ def test_plan_matches_the_golden_file(tmp_path: Path) -> None:
 
 def test_plan_is_in_install_order(tmp_path: Path) -> None:
     ctx = plan.KindContext(load_topology(MANIFESTS / "topology.yaml"), MANIFESTS, render.Layout("eastwest", tmp_path))
-    keys = []
+    keys: list[str] = []
     for step in plan.build(ctx):
         if not keys or keys[-1] != step.key:
             keys.append(step.key)

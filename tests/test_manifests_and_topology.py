@@ -337,8 +337,9 @@ def test_install_phases_are_in_istio_order():
     names = [p.name for p in install.PHASES]
     assert names == ["namespace", "istio-base", "istiod", "eastwest-gateway", "expose-services", "remote-secrets", "workloads"]
     assert install.phase("namespace").manifests == ("istio/istio-system.yaml",)  # before istiod: its network label
-    assert install.phase("istiod").release.values == (install.ISTIOD_VALUES,)
-    assert install.phase("eastwest-gateway").release.chart == "gateway"
+    istiod, gateway = install.phase("istiod").release, install.phase("eastwest-gateway").release
+    assert istiod is not None and istiod.values == (install.ISTIOD_VALUES,)
+    assert gateway is not None and gateway.chart == "gateway"
     assert install.BASE_MANIFESTS == ("istio/istio-system.yaml", "istio/cross-network-gateway.yaml", "workloads/echo.yaml", "workloads/sleep.yaml")
     with pytest.raises(KeyError, match="no install phase 'helm'"):
         install.phase("helm")

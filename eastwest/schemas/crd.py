@@ -8,9 +8,10 @@ CRD files shipped in the schemas folder (``eastwest.schemas.schemas_root``)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import jsonschema
 
@@ -220,7 +221,7 @@ def load_crds(path: Path) -> list[CrdVersion]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_catalog(root: Path, names: tuple[str, ...] = CRD_FILES) -> CrdCatalog:
     """The CRDs of the files ``names`` under ``root`` that exist (cached per process)."""
     versions: list[CrdVersion] = []

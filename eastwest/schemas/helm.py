@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
 
 from eastwest.schemas.common import error_lines, load_yaml
 from eastwest.schemas.crd import CHAOS_MESH, ISTIO
-
 
 # --------------------------------------------------------------------------------------------
 # Helm charts: values schema and defaults
@@ -132,12 +132,12 @@ def unknown_value_paths(values: dict[str, Any], defaults: dict[str, Any], pass_t
     return problems
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chart_defaults_cached(path: Path) -> dict[str, Any]:
     return chart_defaults(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def values_validator(path: Path) -> jsonschema.protocols.Validator:
     """A validator for a chart's ``values.schema.json`` (Helm validates values with it before
     rendering). The Istio charts' ``$schema`` (``http://json-schema.org/schema#``) names no draft;

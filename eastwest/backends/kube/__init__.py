@@ -16,10 +16,14 @@ faults) and one readiness gate (``readiness.py``). Files by role:
 from __future__ import annotations
 
 import argparse
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from eastwest.backends import Backend, Option
 from eastwest.mesh import Mesh
+
+if TYPE_CHECKING:
+    from eastwest.backends.kube.existing import ExistingMesh
+    from eastwest.backends.kube.kind import KindRoad
 
 
 class KindBackend(Backend):
@@ -38,7 +42,7 @@ class KindBackend(Backend):
                "$XDG_STATE_HOME/eastwest/kind-NAME)", env="EASTWEST_KIND_STATE", metavar="DIR"),
     )
 
-    def _road(self):  # type: ignore[no-untyped-def]
+    def _road(self) -> KindRoad:
         from eastwest.backends.kube.kind import DEFAULT_NAME, KindRoad
 
         return KindRoad(self.settings, name=self.opts.get("name") or DEFAULT_NAME, state=self.opts.get("state"))
@@ -50,10 +54,10 @@ class KindBackend(Backend):
         self._road().preflight()
 
     def open(self) -> Mesh:
-        return self._road().open(keep=bool(self.opts.get("keep")))  # type: ignore[no-any-return]
+        return self._road().open(keep=bool(self.opts.get("keep")))
 
     @classmethod
-    def add_commands(cls, commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def add_commands(cls, commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         from eastwest.backends.kube.cli import add_kind_commands
 
         add_kind_commands(commands)
@@ -73,11 +77,13 @@ class ExistingBackend(Backend):
                "'eastwest existing echo-context | docker build -t IMAGE -' and push it)", env="EASTWEST_ECHO_IMAGE", metavar="IMAGE"),
     )
 
-    def _mesh(self):  # type: ignore[no-untyped-def]
+    def _mesh(self) -> ExistingMesh:
         from eastwest.backends.kube.existing import ExistingMesh
 
         return ExistingMesh(self.settings, {"us": self.opts.get("context_us"), "eu": self.opts.get("context_eu")},
                             kubeconfig=self.opts.get("kubeconfig"), echo_image=self.opts.get("echo_image"))
+
+    _checked: ExistingMesh | None = None
 
     def preflight(self) -> None:
         self._checked = self._mesh()
@@ -85,13 +91,13 @@ class ExistingBackend(Backend):
             print(f"eastwest: {note}")
 
     def open(self) -> Mesh:
-        checked = getattr(self, "_checked", None) or self._mesh()
+        checked = self._checked or self._mesh()
         if not checked.chaos_mesh:
             checked.preflight()
-        return checked.open()  # type: ignore[no-any-return]
+        return checked.open()
 
     @classmethod
-    def add_commands(cls, commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def add_commands(cls, commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         from eastwest.backends.kube.cli import add_existing_commands
 
         add_existing_commands(commands)

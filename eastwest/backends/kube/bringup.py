@@ -17,9 +17,10 @@ import ipaddress
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from eastwest.backends.kube import images, pins, readiness, render
 from eastwest.backends.kube.api import ApiError, ClusterApi, ref

@@ -18,8 +18,13 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eastwest.settings import Settings, Timeouts, parse_timeout_override
+
+if TYPE_CHECKING:
+    from eastwest.backends.kube.existing import ExistingMesh
+    from eastwest.backends.kube.kind import KindRoad
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -29,7 +34,7 @@ def _settings(args: argparse.Namespace, backend: str) -> Settings:
     return Settings(backend=backend, manifests=Path(args.manifests).resolve(), timeouts=timeouts)
 
 
-def _road(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _road(args: argparse.Namespace) -> KindRoad:
     from eastwest.backends.kube.kind import KindRoad
 
     return KindRoad(_settings(args, "kind"), name=args.name, state=args.state)
@@ -62,7 +67,7 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_kind_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_kind_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from eastwest.backends.kube.kind import DEFAULT_NAME
 
     kind = commands.add_parser("kind", help="two kind clusters with Istio multi-network (needs Docker, kind, Helm 3, kubectl)")
@@ -79,7 +84,7 @@ def add_kind_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
         sp.set_defaults(run=run)
 
 
-def _existing(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _existing(args: argparse.Namespace) -> ExistingMesh:
     from eastwest.backends.kube.existing import ExistingMesh
 
     return ExistingMesh(_settings(args, "existing"), {"us": args.context_us, "eu": args.context_eu}, kubeconfig=args.kubeconfig)
@@ -99,7 +104,7 @@ def _echo_context(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_existing_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_existing_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     existing = commands.add_parser("existing", help="your own two clusters with Istio multi-network")
     actions = existing.add_subparsers(dest="action", required=True)
     check = actions.add_parser("check", help="check the clusters are a mesh the suites can test; deploys nothing")

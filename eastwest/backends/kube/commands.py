@@ -15,8 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from eastwest.support.errors import MeshError
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from eastwest.backends.kube import pins, readiness, render
 from eastwest.backends.kube.api import ClusterApi, KubeApi

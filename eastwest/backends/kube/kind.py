@@ -14,8 +14,9 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from eastwest.backends.kube import plan, readiness, tools
 from eastwest.backends.kube.api import ClusterApi, KubeApi

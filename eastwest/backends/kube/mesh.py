@@ -12,7 +12,8 @@ import functools
 import itertools
 import json
 import logging
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -138,7 +139,7 @@ class KubeCluster(Cluster):
     def apply(self, documents: Iterable[Document]) -> None:
         docs = list(documents)
         bodies = [render.adapt(d.body, self.images) for d in docs]
-        for doc, body in zip(docs, bodies):
+        for doc, body in zip(docs, bodies, strict=True):
             self._validate(body, doc.source)
         for body in bodies:
             self.api.apply(body)

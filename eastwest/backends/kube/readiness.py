@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from eastwest.backends.kube.mesh import KubeCluster, has_sidecar
 from eastwest.support.errors import MeshError

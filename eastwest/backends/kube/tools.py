@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 
 from eastwest.backends.kube import pins
 from eastwest.backends.kube.commands import Command, CommandFailed, Runner
@@ -30,11 +31,11 @@ def _kubectl_version(text: str) -> str:
         return text
 
 
-def problems(runner: Runner, *, which: object = shutil.which) -> list[str]:
+def problems(runner: Runner, *, which: Callable[[str], str | None] = shutil.which) -> list[str]:
     """One line per tool that is missing, too old, too new, or (docker) has no daemon to talk to."""
     out = []
     for pin in pins.TOOLS:
-        if not which(pin.name):  # type: ignore[operator]
+        if not which(pin.name):
             out.append(f"{pin.name}: not found on PATH (need {pin.describe()}): {pin.how}")
             continue
         try:
