@@ -165,3 +165,11 @@ def test_fault_names() -> None:
     delay["spec"]["delay"] = "2s"
     assert chaos.fault_name(delay) == "HTTPChaos/delay"
     assert chaos.http_chaos_envoy_filter(delay)["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["delay"]["fixed_delay"] == "2s"
+
+
+def test_http_chaos_on_pods_without_a_sidecar_needs_chaos_mesh() -> None:
+    api = ChaosMeshApi(World(TOPOLOGY), sidecars=False)
+    plain = KubeCluster(TOPOLOGY, "us", api, Timeouts(apply=2, poll_interval=0.01), chaos_mesh=False)
+    with pytest.raises(FaultUnsupported, match="HTTPChaos/abort is not supported here .Chaos Mesh is not installed"):
+        plain.faults.inject(HTTP_ABORT)
+    assert not api.world.objects

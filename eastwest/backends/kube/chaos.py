@@ -96,7 +96,7 @@ class Faults:
         name = fault_name(doc.body)
         if name.startswith("HTTPChaos/") and self._on_sidecars(doc.body):
             return self._inject_istio(doc)
-        if name not in self.supported:
+        if name not in self.supported or (name.startswith("HTTPChaos/") and not self.chaos_mesh):
             why = "" if self.chaos_mesh else " (Chaos Mesh is not installed in this cluster)"
             raise FaultUnsupported(f"{doc.ref}: {name} is not supported here{why}; supported: {', '.join(sorted(self.supported))}")
         body = render.with_label(doc.body)
