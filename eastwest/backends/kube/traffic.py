@@ -33,6 +33,11 @@ _CURL_ERRORS = {
 _CONNECT_ERRORS = ("connection refused", "no route to host", "network is unreachable", "host is unreachable")
 
 
+def _limit(seconds: float) -> str:
+    """A curl time limit: curl reads 0 as "no limit", the mesh interface as "at once"."""
+    return f"{max(seconds, 0.001):g}"
+
+
 def _b64(path: str) -> str:
     return f'$(base64 < "{path}" | tr -d "\\n")'
 
@@ -40,7 +45,7 @@ def _b64(path: str) -> str:
 def call_script(url: str, *, count: int, headers: dict[str, str], timeout: float) -> str:
     """``count`` sequential requests, one curl (one connection) each; one ``@@EW`` line per request."""
     head = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
-    curl = (f'curl -sSv -o "$d/b" -D "$d/h" --max-time {timeout:g} --connect-timeout {timeout:g} {head} '
+    curl = (f'curl -sSv -o "$d/b" -D "$d/h" --max-time {_limit(timeout)} --connect-timeout {_limit(timeout)} {head} '
             f"-w '%{{http_code}} %{{time_total}}' {shlex.quote(url)}")
     return "\n".join([
         'd=$(mktemp -d) || exit 97',
@@ -102,7 +107,7 @@ def probe_script(address: str, port: int, *, send: bytes, timeout: float) -> str
     lines = [
         'd=$(mktemp -d) || exit 97',
         f"printf %s {shlex.quote(base64.b64encode(send).decode())} | base64 -d > \"$d/in\"",
-        f'curl -sSv --connect-timeout {timeout:g} --max-time {2 * timeout:g} {target} < "$d/in" > "$d/out" 2> "$d/err" &',
+        f'curl -sSv --connect-timeout {_limit(timeout)} --max-time {_limit(2 * timeout)} {target} < "$d/in" > "$d/out" 2> "$d/err" &',
         "pid=$!",
     ]
     if not send:
@@ -143,7 +148,7 @@ def load_start_script(folder: str, url: str, *, rate: float, timeout: float, lim
     status, HTTP status, duration and the body."""
     q = shlex.quote(folder)
     one = (f'read now _ < /proc/uptime; t=$(awk "BEGIN{{print $now - $t0}}"); f={q}/r.$i; '
-           f"curl -sS -o $f.b --max-time {timeout:g} --connect-timeout {timeout:g} -w '%{{http_code}} %{{time_total}}' "
+           f"curl -sS -o $f.b --max-time {_limit(timeout)} --connect-timeout {_limit(timeout)} -w '%{{http_code}} %{{time_total}}' "
            f'{shlex.quote(url)} > $f.w 2> $f.e; rc=$?; '
            f'printf "{MARK} %s %s %s b:%s e:%s\\n" "$t" "$rc" "$(cat $f.w)" "{_b64("$f.b")}" "{_b64("$f.e")}" >> {q}/records; '
            f"rm -f $f.b $f.w $f.e")
