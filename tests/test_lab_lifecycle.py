@@ -153,14 +153,14 @@ def _pytest(*args: str, tag: str | None = None) -> subprocess.CompletedProcess[s
     "args, message",
     [
         (["--mesh", "minikube"], "argument --mesh: invalid choice: 'minikube'"),
-        (["--mesh", "kind"], "--mesh kind: this backend is not available in this version yet"),
+        (["--mesh", "existing"], "--mesh existing needs the kube context of every cluster"),
         (["--mesh-timeout", "convergance=5"], "expected NAME=SECONDS with NAME one of apply, convergence"),
         (["--sample-size", "0"], "must be at least 1"),
         (["--manifests", "/nonexistent"], "no topology.yaml there"),
         (["--lab-envoy", "/nonexistent/envoy"], "Envoy binary /nonexistent/envoy is missing or not executable"),
         (["--lab-name", "no-such-lab"], "no lab named 'no-such-lab' is running"),
     ],
-    ids=["unknown-backend", "unbuilt-backend", "bad-timeout", "bad-sample-size", "no-manifests", "no-envoy", "no-lab"],
+    ids=["unknown-backend", "existing-without-contexts", "bad-timeout", "bad-sample-size", "no-manifests", "no-envoy", "no-lab"],
 )
 def test_bad_input_gets_one_clear_line_and_no_traceback(args: list[str], message: str) -> None:
     tag = uuid.uuid4().hex

@@ -1,4 +1,4 @@
-"""Self-tests of fixtures/support/topology.py, manifest.py and install.py on the real manifests/."""
+"""Self-tests of eastwest/support/topology.py, manifest.py and install.py on the real manifests/."""
 
 from __future__ import annotations
 
@@ -129,6 +129,47 @@ def test_duplicate_cluster_names(tmp_path, raw_topology):
 def test_bad_addresses(tmp_path, raw_topology, field, value, needle):
     raw_topology["clusters"][0][field] = value
     assert needle in config_error(write(tmp_path, raw_topology))
+
+
+def test_kind_addresses_of_the_real_topology(topo):
+    us, eu = topo.cluster("us"), topo.cluster("eu")
+    assert (str(us.node_subnet), str(eu.node_subnet)) == ("172.29.10.0/24", "172.29.20.0/24")
+    assert (us.api_server_address, eu.api_server_address) == ("172.31.255.2", "172.31.255.3")
+    assert str(topo.transit_dynamic_range) == "172.31.255.128/25"
+
+
+@pytest.mark.parametrize(
+    "where, field, value, needles",
+    [
+        (1, "nodeSubnet", "172.29.10.128/25", ["172.29.10.0/24", "172.29.10.128/25", "us nodeSubnet", "eu nodeSubnet", "overlap"]),
+        (0, "nodeSubnet", "10.20.0.0/24", ["10.20.0.0/16", "eu podSubnet", "us nodeSubnet"]),
+        (0, "nodeSubnet", "172.31.255.0/25", ["transitSubnet", "overlap"]),
+        (0, "apiServerAddress", "172.31.255.20", ["API server address 172.31.255.20 of us is also the gateway address 172.31.255.20 of eu"]),
+        (1, "apiServerAddress", "172.31.255.2", ["API server address 172.31.255.2 of eu is also the API server address"]),
+        (0, "apiServerAddress", "172.31.255.200", ["inside transitDynamicRange 172.31.255.128/25"]),
+        (0, "apiServerAddress", "172.31.255.1", ["reserved", "gateway .1"]),
+        (0, "apiServerAddress", "10.0.0.2", ["outside 172.31.255.0/24"]),
+        (0, "gatewayAddress", "172.31.255.130", ["gateway address 172.31.255.130 of us is inside transitDynamicRange"]),
+    ],
+)
+def test_kind_address_checks(tmp_path, raw_topology, where, field, value, needles):
+    raw_topology["clusters"][where][field] = value
+    msg = config_error(write(tmp_path, raw_topology))
+    for needle in needles:
+        assert needle in msg, msg
+
+
+def test_dynamic_range_outside_transit(tmp_path, raw_topology):
+    raw_topology["transitDynamicRange"] = "172.31.254.0/25"
+    assert "transitDynamicRange 172.31.254.0/25 is not inside transitSubnet" in config_error(write(tmp_path, raw_topology))
+
+
+def test_kind_fields_are_optional_for_other_backends(tmp_path, raw_topology):
+    for c in raw_topology["clusters"]:
+        del c["nodeSubnet"], c["apiServerAddress"]
+    del raw_topology["transitDynamicRange"]
+    topo = load_topology(write(tmp_path, raw_topology))
+    assert topo.cluster("us").node_subnet is None and topo.transit_dynamic_range is None
 
 
 def test_invalid_yaml(tmp_path):
@@ -290,6 +331,26 @@ def test_helm_values(topo):
     assert gw["networkGateway"] == "eu-net"
     with pytest.raises(ManifestError, match="values file not found: istio/nope.values.yaml"):
         install.helm_values(ROOT, topo, "eu", "istio/nope.values.yaml")
+
+
+def test_install_phases_are_in_istio_order():
+    names = [p.name for p in install.PHASES]
+    assert names == ["namespace", "istio-base", "istiod", "eastwest-gateway", "expose-services", "remote-secrets", "workloads"]
+    assert install.phase("namespace").manifests == ("istio/istio-system.yaml",)  # before istiod: its network label
+    istiod, gateway = install.phase("istiod").release, install.phase("eastwest-gateway").release
+    assert istiod is not None and istiod.values == (install.ISTIOD_VALUES,)
+    assert gateway is not None and gateway.chart == "gateway"
+    assert install.BASE_MANIFESTS == ("istio/istio-system.yaml", "istio/cross-network-gateway.yaml", "workloads/echo.yaml", "workloads/sleep.yaml")
+    with pytest.raises(KeyError, match="no install phase 'helm'"):
+        install.phase("helm")
+
+
+def test_merge_values_is_helms_merge():
+    base = {"global": {"meshID": "m", "proxy": {"resources": {"requests": {"cpu": "1"}}}}, "list": [1, 2]}
+    over = {"global": {"hub": "h", "proxy": {"resources": {"requests": {"cpu": "10m"}}}}, "list": [3]}
+    assert install.merge_values(base, over) == {"global": {"meshID": "m", "hub": "h", "proxy": {"resources": {"requests": {"cpu": "10m"}}}},
+                                                "list": [3]}
+    assert base["global"] == {"meshID": "m", "proxy": {"resources": {"requests": {"cpu": "1"}}}}  # inputs untouched
 
 
 def test_manifest_tree_is_not_empty():

@@ -79,6 +79,11 @@ class Backend(abc.ABC):
         """Check everything the backend needs before anything starts; raise BackendUnavailable
         (one message naming every missing piece and how to get it)."""
 
+    def plan(self) -> str | None:
+        """What ``open()`` would do, as text, when the user asked to see that instead of a run
+        (``--kind-plan``): the harness prints it and stops before anything starts. None otherwise."""
+        return None
+
     @abc.abstractmethod
     def open(self) -> Mesh:
         """Bring a mesh up, or attach to a running one, installed and ready for traffic.

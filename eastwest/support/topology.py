@@ -1,4 +1,11 @@
-"""The mesh topology both backends build, read from ``manifests/topology.yaml``."""
+"""The mesh topology every backend builds, read from ``manifests/topology.yaml``.
+
+Beside the mesh facts (mesh ID, trust domain, networks, localities, CIDRs, gateway addresses)
+it holds the addresses the kind backend needs to wire docker networks (optional for the
+others): each cluster's node subnet and the fixed address its API server has on the transit
+network, and the part of the transit network docker may hand out on its own. ``load_topology``
+checks that no two subnets overlap and that every fixed address sits where it must.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +30,11 @@ class ClusterSpec:
     pod_subnet: ipaddress.IPv4Network
     service_subnet: ipaddress.IPv4Network
     gateway_address: str
+    #: the docker network of this cluster's nodes (kind only)
+    node_subnet: ipaddress.IPv4Network | None = None
+    #: the control plane's fixed address on the transit network, which the other cluster's istiod
+    #: reaches (kind only: the remote secret's server)
+    api_server_address: str | None = None
 
     @property
     def locality(self) -> str:
@@ -39,6 +51,8 @@ class Topology:
     clusters: tuple[ClusterSpec, ...]
     transit_subnet: ipaddress.IPv4Network
     source: Path
+    #: where docker may allocate transit addresses by itself; fixed addresses stay outside it (kind only)
+    transit_dynamic_range: ipaddress.IPv4Network | None = None
 
     def cluster(self, name: str) -> ClusterSpec:
         for c in self.clusters:
@@ -102,6 +116,8 @@ def load_topology(path: Path) -> Topology:
                     pod_subnet=ipaddress.IPv4Network(_field(c, "podSubnet", where)),
                     service_subnet=ipaddress.IPv4Network(_field(c, "serviceSubnet", where)),
                     gateway_address=str(ipaddress.IPv4Address(_field(c, "gatewayAddress", where))),
+                    node_subnet=ipaddress.IPv4Network(c["nodeSubnet"]) if "nodeSubnet" in c else None,
+                    api_server_address=str(ipaddress.IPv4Address(c["apiServerAddress"])) if "apiServerAddress" in c else None,
                 )
             )
         topo = Topology(
@@ -110,18 +126,44 @@ def load_topology(path: Path) -> Topology:
             clusters=tuple(clusters),
             transit_subnet=ipaddress.IPv4Network(_field(raw, "transitSubnet", str(path))),
             source=path,
+            transit_dynamic_range=ipaddress.IPv4Network(raw["transitDynamicRange"]) if "transitDynamicRange" in raw else None,
         )
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: cluster names must be unique, got {names}")
-    nets = [c.pod_subnet for c in clusters] + [c.service_subnet for c in clusters] + [topo.transit_subnet]
-    for i, a in enumerate(nets):
-        for b in nets[i + 1 :]:
-            if a.overlaps(b):
-                raise ConfigError(f"{path}: subnets {a} and {b} overlap; every cluster needs its own CIDRs")
-    for c in clusters:
-        if ipaddress.IPv4Address(c.gateway_address) not in topo.transit_subnet:
-            raise ConfigError(f"{path}: gateway address {c.gateway_address} of {c.name} is outside {topo.transit_subnet}")
+    _check_addresses(path, topo)
     return topo
+
+
+def _check_addresses(path: Path, topo: Topology) -> None:
+    """Subnets never overlap; fixed transit addresses are usable, distinct and outside docker's range."""
+    named = [(f"{c.name} podSubnet", c.pod_subnet) for c in topo.clusters]
+    named += [(f"{c.name} serviceSubnet", c.service_subnet) for c in topo.clusters]
+    named += [(f"{c.name} nodeSubnet", c.node_subnet) for c in topo.clusters if c.node_subnet is not None]
+    named.append(("transitSubnet", topo.transit_subnet))
+    for i, (a_name, a) in enumerate(named):
+        for b_name, b in named[i + 1 :]:
+            if a.overlaps(b):
+                raise ConfigError(f"{path}: subnets {a} and {b} overlap ({a_name}, {b_name}); every cluster needs its own CIDRs")
+    transit = topo.transit_subnet
+    dynamic = topo.transit_dynamic_range
+    if dynamic is not None and not dynamic.subnet_of(transit):
+        raise ConfigError(f"{path}: transitDynamicRange {dynamic} is not inside transitSubnet {transit}")
+    fixed = [(f"gateway address {c.gateway_address} of {c.name}", c.gateway_address) for c in topo.clusters]
+    fixed += [(f"API server address {c.api_server_address} of {c.name}", c.api_server_address)
+              for c in topo.clusters if c.api_server_address is not None]
+    seen: dict[str, str] = {}
+    for what, address in fixed:
+        ip = ipaddress.IPv4Address(address)
+        if ip not in transit:
+            raise ConfigError(f"{path}: {what} is outside {transit}")
+        # the network and broadcast addresses are unusable; docker's bridge takes the first host address
+        if ip in (transit.network_address, transit.broadcast_address, transit.network_address + 1):
+            raise ConfigError(f"{path}: {what} is reserved in {transit} (network, broadcast or the bridge's gateway .1)")
+        if dynamic is not None and ip in dynamic:
+            raise ConfigError(f"{path}: {what} is inside transitDynamicRange {dynamic}, where docker allocates addresses itself")
+        if address in seen:
+            raise ConfigError(f"{path}: {what} is also the {seen[address]}; every fixed address must differ")
+        seen[address] = what
