@@ -79,3 +79,13 @@ def test_suites_run_with_pytest_timeout_installed() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject lists packages by hand (fixtures/ is installed as eastwest.fixtures): none may be forgotten."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "eastwest").rglob("__init__.py")}
+    on_disk |= {"eastwest.fixtures"} if (ROOT / "fixtures" / "__init__.py").is_file() else set()
+    assert on_disk <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(on_disk - listed)}"
