@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ ECHO_IMAGE = "eastwest/echo"
 CLIENT_IMAGES = ("curlimages/curl", "eastwest/sleep")
 ROOT_ANNOTATION = "lab.eastwest.io/certificate-root"  # "untrusted": a cert from a root the mesh does not trust
 SIDECAR_PORTS = (15000, 15001, 15006, 15021, 15090)
+PROXY_CONTAINER = "istio-proxy"  # the injected sidecar's (and the gateway chart's) container name
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,31 @@ class Pod:
     untrusted_root: bool = False
     certs: CertPaths | None = None
     ready: bool = False
+    app_container: str = ""  # the Deployment's container name ("" for a gateway)
+    annotations: dict[str, str] = field(default_factory=dict)
+    #: containers whose processes a fault stopped, until the kubelet restarts them
+    down: set[str] = field(default_factory=set)
+    #: HTTP filters an HTTPChaos puts first in this sidecar's inbound listener on a port
+    http_faults: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    deleted: bool = False  # deleted (pod-kill), kept only until the kubelet has finished with it
 
     @property
     def ref(self) -> str:
         return f"{self.cluster}/{self.namespace}/{self.name}"
 
+    @property
+    def containers(self) -> list[str]:
+        return [*([self.app_container] if self.app_container else []), *([PROXY_CONTAINER] if self.envoy else [])]
+
+    def process(self, container: str) -> Process | None:
+        """The process running a container (None: not started, or a client container, which runs none)."""
+        if container == PROXY_CONTAINER:
+            return self.envoy.process if self.envoy else None
+        return self.app if container == self.app_container else None
+
     def info(self, network: str) -> PodInfo:
         return PodInfo(self.cluster, network, self.namespace, self.name, self.net.ip, self.labels,
-                       self.service_account, self.locality, self.sidecar, self.ports, self.ready)
+                       self.service_account, self.locality, self.sidecar, self.ports, self.ready, tuple(self.http_faults))
 
     def stop(self) -> None:
         if self.app:
@@ -120,6 +139,7 @@ class Kubelet:
         self.network = network
         self.cas = cas
         self.untrusted_ca = untrusted_ca
+        self.generations: dict[str, int] = {}  # pod slot -> replacements so far (a replacement gets a new name)
 
     @staticmethod
     def check_runnable(doc_ref: str, container: dict[str, Any]) -> None:
@@ -164,11 +184,16 @@ class Kubelet:
         labels = {str(k): str(v) for k, v in (template.get("metadata", {}).get("labels") or {}).items()}
         annotations = template.get("metadata", {}).get("annotations") or {}
         locality = labels.get("istio-locality", "").replace(".", "/") or self.topology.cluster(rt.name).locality
-        pod = self.new_pod(rt.name, key.namespace, f"{key.name}-{rt.name}-{i}", key.name, template_hash, labels,
+        # a ReplicaSet names every pod anew: a replacement gets the next generation's name
+        generation = self.generations.get(f"{key.namespace}/{key.name}-{rt.name}-{i}", 0)
+        name = f"{key.name}-{rt.name}-{i}" + (f"-r{generation}" if generation else "")
+        pod = self.new_pod(rt.name, key.namespace, name, key.name, template_hash, labels,
                            str(template["spec"].get("serviceAccountName", "default")), locality,
                            sidecar=_inject(rt.store, key.namespace, labels, annotations))
         pod.untrusted_root = annotations.get(ROOT_ANNOTATION) == "untrusted"
+        pod.annotations = {str(k): str(v) for k, v in annotations.items()}
         container = template["spec"]["containers"][0]
+        pod.app_container = str(container.get("name") or key.name)
         pod.ports = {str(p.get("name")): int(p["containerPort"]) for p in container.get("ports") or [] if p.get("name")}
         pod.app_spec = self._app_spec(pod, container)
         return pod
@@ -221,15 +246,64 @@ class Kubelet:
         node_id = f"{kind}~{pod.net.ip}~{pod.name}.{pod.namespace}~{pod.namespace}.svc.cluster.local"
         pod.envoy = Envoy(pod.ref, pod.net.ns, pod.dir, bootstrap(node_id, f"{pod.owner}.{pod.namespace}", pod.locality, str(pod.dir)))
 
-    @staticmethod
-    def start_app(pod: Pod, within: float) -> None:
+    @classmethod
+    def start_app(cls, pod: Pod, within: float) -> None:
         """Start the pod's app and wait for its health check (``/healthz``)."""
         if pod.app_spec is None:
             return
-        spec = pod.app_spec
-        pod.app = Process(spec.argv, pod.net.ns, pod.dir, "app", env=spec.env)
+        cls._launch_app(pod)
+        cls._wait_app(pod, within)
+
+    @staticmethod
+    def _launch_app(pod: Pod) -> None:
+        assert pod.app_spec is not None
+        pod.app = Process(pod.app_spec.argv, pod.net.ns, pod.dir, "app", env=pod.app_spec.env)
+
+    @staticmethod
+    def _wait_app(pod: Pod, within: float) -> None:
+        assert pod.app_spec is not None
         host = "127.0.0.1" if pod.sidecar else pod.net.ip
-        wait_http_ok(pod.net.ns, host, spec.port, "/healthz", within, f"{pod.ref} echo", pod.app)
+        wait_http_ok(pod.net.ns, host, pod.app_spec.port, "/healthz", within, f"{pod.ref} echo", pod.app)
+
+    # ---- containers stopped and restarted (what Chaos Mesh's pod faults ask of a kubelet) ----
+
+    @staticmethod
+    def kill(pod: Pod, containers: list[str], sig: int = signal.SIGKILL) -> None:
+        """Signal the containers' processes (SIGKILL: and wait until they are gone); they count as down."""
+        for name in containers:
+            process = pod.process(name)
+            if process is not None and process.alive():
+                process.popen.send_signal(sig)
+                if sig == signal.SIGKILL:
+                    process.popen.wait()
+            pod.down.add(name)
+
+    @classmethod
+    def restart(cls, pod: Pod, containers: list[str], envoy_binary: str) -> None:
+        """Start the containers' processes again, as the kubelet restarts a container (same pod, same IP)."""
+        for name in containers:
+            if name == PROXY_CONTAINER and pod.envoy is not None:
+                pod.envoy.start(envoy_binary)
+            elif name == pod.app_container and pod.app_spec is not None:
+                cls._launch_app(pod)
+
+    @classmethod
+    def wait_started(cls, pod: Pod, containers: list[str], within: float) -> None:
+        """Wait until restarted containers are up (the sidecar runs its configuration, the app answers)."""
+        for name in containers:
+            if name == PROXY_CONTAINER and pod.envoy is not None:
+                pod.envoy.wait_synced(within)
+            elif name == pod.app_container and pod.app_spec is not None:
+                cls._wait_app(pod, within)
+            pod.down.discard(name)
+
+    def evict(self, rt: ClusterRuntime, pod_key: str) -> Pod:
+        """Take a pod out of its ReplicaSet (deleted): its slot is free for a replacement with a new name."""
+        pod = rt.pods.pop(pod_key)
+        pod.deleted = True
+        pod.ready = False
+        self.generations[pod_key] = self.generations.get(pod_key, 0) + 1
+        return pod
 
     def remove(self, rt: ClusterRuntime, pod_key: str) -> None:
         pod = rt.pods.pop(pod_key)

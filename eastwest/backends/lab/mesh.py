@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from eastwest.backends.lab import protocol as rpc
+from eastwest.backends.lab.chaos.spec import FAULTS
 from eastwest.backends.lab.launcher import connect, launch, wait_closed
-from eastwest.mesh import FEATURES, Cluster, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, TlsResult, Workload
+from eastwest.mesh import FEATURES, Cluster, FaultStatus, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, TlsResult, Workload
 from eastwest.settings import Timeouts
 from eastwest.support import install
 from eastwest.support.echo import EchoResponse
@@ -25,6 +26,11 @@ log = logging.getLogger("eastwest.lab")
 
 def _wire(docs: Iterable[Document]) -> list[rpc.WireDocument]:
     return [rpc.WireDocument(d.body, d.source) for d in docs]
+
+
+def _fault_status(s: rpc.ChaosStatus) -> FaultStatus:
+    return FaultStatus(s.kind, s.name, s.selected, s.all_injected, s.all_recovered,
+                       tuple(f"{r.pod}: {r.phase} ({r.message})" if r.message else f"{r.pod}: {r.phase}" for r in s.records), s.message)
 
 
 class LabCluster(Cluster):
@@ -103,12 +109,21 @@ class LabCluster(Cluster):
         """The proxy's own log and access log, and the app's."""
         return self._mesh.conn.request(rpc.Logs(self.name, str(Workload.parse(workload)), lines))
 
+    # a Chaos Mesh object is a manifest: putting it in place and taking it away are bounded like applying one
+    def _inject(self, document: Document) -> FaultStatus:
+        return _fault_status(self._mesh.conn.request(rpc.InjectChaos(self.name, rpc.WireDocument(document.body, document.source),
+                                                                     self.timeouts.apply)))
+
+    def _recover(self, document: Document) -> FaultStatus:
+        return _fault_status(self._mesh.conn.request(rpc.RecoverChaos(self.name, document.kind, document.name, self.timeouts.apply)))
+
 
 class LabMesh(Mesh):
     """The embedded two-network lab: started here (and stopped by ``close``), or attached to by name."""
 
     backend = "lab"
     features = frozenset(FEATURES)
+    faults = FAULTS  # what eastwest/backends/lab/chaos/ executes (README, "Faults in the lab")
 
     def __init__(self, manifests: Path, *, name: str | None = None, breaks: frozenset[str] = frozenset(), attach: bool = False,
                  envoy: str | None = None, timeouts: Timeouts | None = None, detach: bool = False):

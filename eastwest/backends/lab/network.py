@@ -38,6 +38,12 @@ def node_bridge_mac(index: int) -> str:
     return f"02:65:77:00:{index:02x}:01"
 
 
+def gateway_external_mac(index: int) -> str:
+    """The fixed MAC of cluster ``index``'s gateway on the transit network: a replacement gateway keeps it,
+    so neighbours that cached the external address's MAC still reach it (as a LoadBalancer address stays put)."""
+    return f"02:65:77:fe:{index:02x}:01"
+
+
 def _up(ip: IPRoute, ifname: str) -> int:
     idx = ip.link_lookup(ifname=ifname)[0]
     ip.link("set", index=idx, state="up")
@@ -74,6 +80,20 @@ class PodNet:
     ip: str
     node_ifname: str
     external_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One of a pod's interfaces, and the other end of its cable: a bridge port in another namespace.
+
+    Network faults act at both ends (``chaos/netfaults.py``): rules in the pod on ``device``,
+    and rules where its packets first arrive, ``bridge_ns``, for what the pod sends.
+    """
+
+    device: str  # in the pod: eth0, or eth1 for a gateway's external address
+    bridge_ns: NetNS  # the node's namespace (pod network) or the transit network's
+    peer: str  # the cable's other end there, a port of that namespace's bridge
+    address: str  # the pod's address on this interface
 
 
 class LabNetwork:
@@ -130,11 +150,19 @@ class LabNetwork:
             transit = self.topology.transit_subnet
             self._veth(f"gw-{cluster}", self.root, "eth1", ns, master="transit")
             with ns.entered(), IPRoute() as ip:
+                ip.link("set", index=ip.link_lookup(ifname="eth1")[0], address=gateway_external_mac(list(self.nodes).index(cluster)))
                 _address(ip, "eth1", ipaddress.IPv4Interface(f"{external_ip}/{transit.prefixlen}"))
                 for other in self.nodes.values():
                     if other.spec.name != cluster:
                         ip.route("add", dst=str(other.spec.pod_subnet), gateway=str(other.transit_ip))
         return PodNet(name, ns, str(iface.ip), node_if, external_ip)
+
+    def legs(self, cluster: str, pod: PodNet) -> list[Leg]:
+        """The pod's interfaces with where each one is plugged in."""
+        legs = [Leg("eth0", self.nodes[cluster].ns, pod.node_ifname, pod.ip)]
+        if pod.external_ip:
+            legs.append(Leg("eth1", self.root, f"gw-{cluster}", pod.external_ip))
+        return legs
 
     def remove_pod(self, cluster: str, pod: PodNet) -> None:
         """Unplug a pod; its namespace is freed once its processes are gone and its fd is closed."""

@@ -37,6 +37,7 @@ class PodStatus:
     sidecar: bool
     envoy_pid: int | None
     alive: bool
+    ready: bool = False  # published as an endpoint (sidecar synced, app healthy), as a Ready pod
 
 
 @dataclass(frozen=True)

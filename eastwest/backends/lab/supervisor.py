@@ -30,9 +30,10 @@ from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab import wire
 from eastwest.backends.lab.apiserver import check_values
 from eastwest.backends.lab.breaks import BREAKS
+from eastwest.backends.lab.chaos.controller import ChaosController
 from eastwest.backends.lab.dataplane import DataPlane
 from eastwest.backends.lab.istiod import ClusterState, ControlPlane, GatewayInfo
-from eastwest.backends.lab.kubelet import STATE_DIR, ClusterRuntime, Kubelet, Pod
+from eastwest.backends.lab.kubelet import PROXY_CONTAINER, STATE_DIR, ClusterRuntime, Kubelet, Pod
 from eastwest.backends.lab.network import LabNetwork
 from eastwest.backends.lab.proxies import envoy_binary
 from eastwest.backends.lab.schemas import GATEWAY_VALUES, ISTIOD_VALUES
@@ -69,6 +70,7 @@ class Lab(NetworkTester):
         self.lock = threading.RLock()
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lab")
         self.stopping = threading.Event()
+        self.chaos = ChaosController(self, STATE_DIR / "chaos")
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class Lab(NetworkTester):
         self.network.build()
 
     def shutdown(self) -> None:
+        self.chaos.shutdown()  # every fault removed, every pending kubelet reaction cancelled
         with self.lock:
             list(self.pool.map(lambda p: p.stop(), [p for rt in self.clusters.values() for p in rt.all_pods()]))
 
@@ -116,11 +119,17 @@ class Lab(NetworkTester):
             if net:
                 rt.gateway_labels["topology.istio.io/network"] = net
             if rt.gateway is None:
-                pod = self.kubelet.new_pod(req.cluster, "istio-system", f"{name}-{req.cluster}-0", name, "", rt.gateway_labels,
-                                           name, spec.locality, sidecar=False, external_ip=spec.gateway_address if net else None)
-                rt.gateway = pod
-                self._start([pod], req.within)
+                rt.gateway = self._gateway_pod(rt, name, spec.gateway_address if net else None)
+                self._start([rt.gateway], req.within)
         return mesh
+
+    def _gateway_pod(self, rt: ClusterRuntime, owner: str, external_ip: str | None) -> Pod:
+        """The east-west gateway's pod (a replacement gets the next generation's name, the same external address)."""
+        slot = f"istio-system/{owner}-{rt.name}-0"
+        generation = self.kubelet.generations.get(slot, 0)
+        name = f"{owner}-{rt.name}-0" + (f"-r{generation}" if generation else "")
+        return self.kubelet.new_pod(rt.name, "istio-system", name, owner, "", rt.gateway_labels, owner,
+                                    self.topology.cluster(rt.name).locality, sidecar=False, external_ip=external_ip)
 
     # ---- objects -------------------------------------------------------------------
 
@@ -142,9 +151,30 @@ class Lab(NetworkTester):
             self._reconcile(req.within)
 
     def _reconcile(self, within: float) -> None:
+        """What the ReplicaSet controllers do: a pod for every missing replica (and a deleted gateway's replacement)."""
         created = [pod for rt in self.clusters.values() for pod in self.kubelet.sync(rt)]
+        for rt in self.clusters.values():
+            if rt.gateway is not None and rt.gateway.deleted:
+                # the old pod's namespace stayed until now: like kube-proxy's REJECT for a Service without
+                # endpoints, its external address refused connections (nothing listens) instead of vanishing
+                old = rt.gateway
+                slot = f"istio-system/{old.owner}-{rt.name}-0"
+                self.kubelet.generations[slot] = self.kubelet.generations.get(slot, 0) + 1
+                self.network.remove_pod(rt.name, old.net)
+                rt.gateway = self._gateway_pod(rt, old.owner, old.net.external_ip)
+                created.append(rt.gateway)
         self._start(created, within)
         self._push(within)
+
+    def reconcile(self, within: float) -> None:
+        """Replace deleted pods (chaos: the ReplicaSet's answer to a pod-kill)."""
+        with self.lock:
+            self._reconcile(within)
+
+    def publish(self, within: float) -> None:
+        """Push every proxy's configuration after a pod's readiness or an HTTP fault changed (chaos)."""
+        with self.lock:
+            self._push(within)
 
     def _start(self, pods: list[Pod], within: float) -> None:
         """Start pods as a kubelet would, and publish them once ready.
@@ -201,8 +231,8 @@ class Lab(NetworkTester):
                     assert pod.certs is not None
                     config = cp.sidecar(rt.name, pod.info(self._network(rt)), pod.certs, str(pod.dir))
                 config = lab_breaks.apply(config, self.breaks, gateway=pod.gateway)
-                if pod.envoy.write(config) or (start and pod in start):
-                    changed.append(pod.envoy)
+                if (pod.envoy.write(config) or (start and pod in start)) and PROXY_CONTAINER not in pod.down:
+                    changed.append(pod.envoy)  # a proxy a fault stopped reads its newest files when restarted
         for pod in start or []:
             if pod.envoy is not None:
                 pod.envoy.start(self.envoy)
@@ -244,6 +274,14 @@ class Lab(NetworkTester):
                 parts.append(f"--- {name}\n" + "\n".join(text))
         return "\n".join(parts)
 
+    def rpc_inject_chaos(self, req: rpc.InjectChaos) -> rpc.ChaosStatus:
+        self._cluster(req.cluster)
+        return self.chaos.inject(req.cluster, Document(req.document.body, req.document.source), req.within)
+
+    def rpc_recover_chaos(self, req: rpc.RecoverChaos) -> rpc.ChaosStatus:
+        self._cluster(req.cluster)
+        return self.chaos.recover(req.cluster, req.kind, req.name, req.within)
+
     def rpc_shutdown(self, req: rpc.Shutdown) -> None:
         self.stopping.set()  # the main thread tears the lab down once the reply is out
 
@@ -254,7 +292,7 @@ class Lab(NetworkTester):
                 rt.gateway.net.external_ip if rt.gateway else None,
                 [rpc.PodStatus(p.name, p.namespace, p.net.ip, p.sidecar,
                                p.envoy.process.popen.pid if p.envoy and p.envoy.process else None,
-                               all(x.alive() for x in (p.app, p.envoy.process if p.envoy else None) if x))
+                               all(x.alive() for x in (p.app, p.envoy.process if p.envoy else None) if x), p.ready)
                  for p in rt.all_pods()],
             )
             for rt in self.clusters.values()

@@ -17,12 +17,14 @@ import typing
 from typing import Any, TypeVar, Union
 
 from eastwest.backends.lab.protocol import REQUESTS, Request
-from eastwest.support.errors import BackendUnavailable, ConfigError, LabError, ManifestError, MeshError
+from eastwest.support.errors import (
+    BackendUnavailable, ConfigError, FaultNotInjected, FaultUnsupported, LabError, ManifestError, MeshError,
+)
 
 R = TypeVar("R")
 log = logging.getLogger("eastwest.lab")
 ERRORS: dict[str, type[MeshError]] = {
-    cls.__name__: cls for cls in (ConfigError, ManifestError, BackendUnavailable, LabError)
+    cls.__name__: cls for cls in (ConfigError, ManifestError, BackendUnavailable, LabError, FaultUnsupported, FaultNotInjected)
 }
 
 

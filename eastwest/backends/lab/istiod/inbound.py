@@ -64,7 +64,9 @@ class Inbound:
                         "name": f"inbound|{port}",
                         "virtual_hosts": [{"name": "inbound", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cname, "timeout": "0s"}}]}],
                     },
-                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}],
+                    # an active HTTPChaos's fault filter goes first, as an EnvoyFilter on SIDECAR_INBOUND would put it
+                    "http_filters": [*(f for p, f in pod.http_faults if p == port),
+                                     {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}],
                 }
                 if fcc == "APPEND_FORWARD":
                     cfg["set_current_client_cert_details"] = {"subject": True, "uri": True, "dns": True}

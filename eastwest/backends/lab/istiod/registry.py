@@ -32,6 +32,8 @@ class PodInfo:
     ports: dict[str, int] = field(default_factory=dict)  # container port name -> number
     #: sidecar synced and app healthy: only ready pods are endpoints (Kubernetes publishes only Ready pods)
     ready: bool = True
+    #: (port, HTTP filter) pairs an HTTPChaos puts first in the inbound listener on that port (chaos/httpfaults.py)
+    http_faults: tuple[tuple[int, dict[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)
