@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def us_answers(us: Cluster, n: int = 8) -> list[str]:
     """Who answered each of n requests from the US client: a US pod's name, 'eu', or the status/error."""
     out = []
     for r in us.call(SLEEP, ECHO_URL, count=n, timeout=2.0):
-        out.append(r.pod if r.ok and r.cluster == "us" else "eu" if r.ok else str(r.status or r.error))
+        out.append(str(r.pod) if r.ok and r.cluster == "us" else "eu" if r.ok else str(r.status or r.error))
     return out
 
 

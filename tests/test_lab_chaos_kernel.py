@@ -13,8 +13,9 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -137,7 +138,7 @@ def udp_received(pods: Pods, src: str, dst: str, count: int = UDP_COUNT) -> int:
     try:
         while rx.recv(64):
             got += 1
-    except socket.timeout:
+    except TimeoutError:
         pass
     rx.close()
     tx.close()
@@ -180,7 +181,7 @@ def throughput(pods: Pods, src: str, dst: str, seconds: float = 2.0, warmup: flo
         while (now := time.monotonic()) < start + warmup + seconds:
             try:
                 n = len(conn.recv(1 << 20))
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if now >= start + warmup:
                 counted += n

@@ -18,7 +18,13 @@ from typing import Any, TypeVar, Union
 
 from eastwest.backends.lab.protocol import REQUESTS, Request
 from eastwest.support.errors import (
-    BackendUnavailable, ConfigError, FaultNotInjected, FaultUnsupported, LabError, ManifestError, MeshError,
+    BackendUnavailable,
+    ConfigError,
+    FaultNotInjected,
+    FaultUnsupported,
+    LabError,
+    ManifestError,
+    MeshError,
 )
 
 R = TypeVar("R")

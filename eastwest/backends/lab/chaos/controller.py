@@ -15,9 +15,9 @@ import itertools
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab.chaos import httpfaults, podfaults, spec

@@ -86,7 +86,7 @@ class QueueSocket:
 
     def packet_ids(self) -> list[int]:
         """Every packet queued since the last call (non-blocking)."""
-        ids = []
+        ids: list[int] = []
         while True:
             try:
                 data = self.sock.recv(1 << 20)
@@ -149,10 +149,10 @@ class Delayer:
             now = time.monotonic()
             self.release_due(now)
             timeout = max(0.0, self.held[0][0] - time.monotonic()) if self.held else None
-            ready, _, _ = select.select([self.queue, wakeup], [], [], timeout)
+            ready, _, _ = select.select([self.queue.fileno(), wakeup], [], [], timeout)
             if wakeup in ready:
                 break
-            if self.queue in ready:
+            if self.queue.fileno() in ready:
                 arrival = time.monotonic()
                 for packet_id in self.queue.packet_ids():
                     heapq.heappush(self.held, (arrival + self.hold_for(), packet_id))

@@ -19,7 +19,8 @@ returns once every target sidecar runs it.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eastwest.backends.lab.chaos.model import INJECTED, LabHost, Record
 from eastwest.backends.lab.chaos.spec import Fault

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eastwest.backends.lab.chaos.model import INJECTED, LabHost, Record
 from eastwest.backends.lab.chaos.spec import Fault

@@ -317,9 +317,9 @@ def _network_chaos(r: _Reader, spec: dict[str, Any], common: dict[str, Any]) -> 
     refused = {**_REMOTE, "device": "the lab faults every interface of the pod (Chaos Mesh's eth0)",
                "targetDevice": "the lab faults every interface of the target pods (Chaos Mesh's eth0)",
                "rate": "netem's rate is not implemented (use action bandwidth)"}
-    for block in (*_NETEM_BLOCKS, "bandwidth"):
-        if block != action:
-            refused[block] = ("a partition takes no traffic-control parameters" if action == "partition" else
+    for other in (*_NETEM_BLOCKS, "bandwidth"):
+        if other != action:
+            refused[other] = ("a partition takes no traffic-control parameters" if action == "partition" else
                               f"Chaos Mesh would merge it into the {action} fault; the lab injects only the action's own parameters")
     allowed = ("action", "mode", "value", "selector", "duration", "direction", "target", "externalTargets")
     r.keys(spec, "spec", allowed + ((str(action),) if action != "partition" else ()), refused)
