@@ -131,8 +131,9 @@ def test_http_delay_holds_matching_requests(lab: LabMesh) -> None:
         # (the first request may ride a connection opened before the listener changed: Envoy drains it)
         slow = [r for r in us.call(SLEEP, ECHO_URL + "slow?x=1", count=9, timeout=3.0)[1:] if r.ok and r.pod == pod]
         fast = [r for r in us.call(SLEEP, ECHO_URL, count=8, timeout=3.0) if r.ok and r.pod == pod]
-        assert slow and all(r.latency_s >= 0.3 for r in slow), [r.latency_s for r in slow]
-        assert fast and all(r.latency_s < 0.3 for r in fast), "a path the fault does not match was delayed"
+        # Envoy's timers may fire a millisecond or two early (its event loop's resolution)
+        assert slow and all(r.latency_s >= 0.29 for r in slow), [r.latency_s for r in slow]
+        assert fast and all(r.latency_s < 0.2 for r in fast), "a path the fault does not match was delayed"
 
 
 def test_http_faults_need_a_sidecar_listener(lab: LabMesh) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eastwest.backends.lab.schemas import parse_duration
@@ -50,6 +50,7 @@ PREVIOUS_HOSTS = T + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHost
 FILE_LOG = T + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 LISTENER = T + "envoy.config.listener.v3.Listener"
 CLUSTER = T + "envoy.config.cluster.v3.Cluster"
+CLUSTER_LOAD_ASSIGNMENT = T + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 
 ACCESS_LOG_FORMAT = (
     "[%START_TIME%] \"%REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(:PATH)%\" %RESPONSE_CODE% %RESPONSE_FLAGS% "
@@ -64,10 +65,38 @@ class ProxyConfig:
 
     listeners: list[dict[str, Any]]
     clusters: list[dict[str, Any]]
+    #: ClusterLoadAssignments of the EDS clusters, one EDS resource each
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def version(self) -> str:
-        blob = json.dumps([self.listeners, self.clusters], sort_keys=True).encode()
+        blob = json.dumps([self.listeners, self.clusters, self.endpoints], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def eds_path(xds_dir: str, cluster: str) -> str:
+    """The file an EDS cluster's endpoints are written to (one resource per file: Envoy's EDS takes one)."""
+    return f"{xds_dir}/eds/{cluster.replace('|', '_').replace('/', '_')}.json"
+
+
+def through_eds(clusters: list[dict[str, Any]], xds_dir: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Clusters with inline endpoints as istiod sends Kubernetes and static ServiceEntry hosts: ``type: EDS``,
+    the endpoints a separate ClusterLoadAssignment (from a file here, over ADS from istiod). An endpoint
+    update then leaves the cluster as it is: Envoy keeps its hosts' state (outlier ejections, pools)
+    instead of replacing the whole cluster, as it does when a STATIC cluster's config changes."""
+    out, endpoints = [], []
+    for cluster in clusters:
+        if cluster.get("type") != "STATIC" or "load_assignment" not in cluster:
+            out.append(cluster)
+            continue
+        name = cluster["name"]
+        eds = {k: v for k, v in cluster.items() if k not in ("type", "load_assignment")}
+        eds["type"] = "EDS"
+        eds["eds_cluster_config"] = {"service_name": name, "eds_config": {
+            # istiod: initial_fetch_timeout 0s, so a cluster never waits for its endpoints to initialise
+            "resource_api_version": "V3", "initial_fetch_timeout": "0s", "path_config_source": {"path": eds_path(xds_dir, name)}}}
+        out.append(eds)
+        endpoints.append({**cluster["load_assignment"], "cluster_name": name})
+    return out, endpoints
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Processes in pods: Envoy proxies fed by file-based xDS, and the echo app.
 
-A proxy reads ``lds.json`` and ``cds.json`` from its directory; the lab replaces them
-atomically (write, then rename), Envoy notices the move and applies the new resources
-without restarting. ``wait_synced`` then reads back Envoy's accepted version, the way
-``istioctl proxy-status`` reports SYNCED.
+A proxy reads ``lds.json`` and ``cds.json`` from its directory, and each EDS cluster's
+endpoints from ``eds/<cluster>.json``; the lab replaces them atomically (write, then rename),
+Envoy notices the move and applies the new resources without restarting. ``wait_synced``
+then reads back Envoy's accepted version of each, the way ``istioctl proxy-status`` reports
+SYNCED. Every file watch costs Envoy an inotify instance (at most 128 per user by default,
+shared by every lab on the machine): a sidecar takes two plus one per outbound cluster.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from eastwest.backends.lab.envoy_config import ADMIN_PORT, ProxyConfig, discovery_response
+from eastwest.backends.lab.envoy_config import ADMIN_PORT, CLUSTER_LOAD_ASSIGNMENT, ProxyConfig, discovery_response, eds_path
 from eastwest.backends.lab.netns import NetNS
 from eastwest.support.errors import BackendUnavailable, LabError
 
@@ -118,16 +120,28 @@ class Envoy:
         self.ns = ns
         self.dir = workdir
         self.version = ""
+        self.eds_clusters: list[str] = []  # the clusters whose endpoints come through EDS files
         (workdir / "bootstrap.json").write_text(json.dumps(bootstrap))
         self.process: Process | None = None
 
     def write(self, config: ProxyConfig) -> bool:
-        """Publish new resources; returns False when nothing changed. Clusters go first, as in ADS order."""
+        """Publish new resources; returns False when nothing changed. Endpoints, then clusters, then listeners:
+        a new EDS cluster finds its endpoints already there (ADS order: CDS, EDS, LDS)."""
         version = config.version()
         if version == self.version:
             return False
+        (self.dir / "eds").mkdir(exist_ok=True)
+        # every EDS resource gets the new version, changed or not: an unchanged assignment changes no host
+        written = set()
+        for cla in config.endpoints:
+            path = Path(eds_path(str(self.dir), cla["cluster_name"]))
+            _write_atomic(path, discovery_response(version, [{"@type": CLUSTER_LOAD_ASSIGNMENT, **cla}]))
+            written.add(path)
         _write_atomic(self.dir / "cds.json", discovery_response(version, config.clusters))
         _write_atomic(self.dir / "lds.json", discovery_response(version, config.listeners))
+        for stale in set((self.dir / "eds").glob("*.json")) - written:  # clusters that are gone
+            stale.unlink()
+        self.eds_clusters = [cla["cluster_name"] for cla in config.endpoints]
         self.version = version
         return True
 
@@ -157,9 +171,10 @@ class Envoy:
                 stats = self._versions()
             except (OSError, http.client.HTTPException) as exc:
                 raise NotYet(f"admin not up: {exc}") from None
-            for kind in ("cluster_manager.cds", "listener_manager.lds"):
+            for kind in ("cluster_manager.cds", "listener_manager.lds", *(f"cluster.{name}" for name in self.eds_clusters)):
                 if int(stats.get(f"{kind}.update_rejected", "0") or 0) and stats.get(f"{kind}.version_text") != self.version:
-                    raise LabError(f"{self.name}: Envoy rejected its {kind.split('.')[1].upper()} config: {self.rejection()}")
+                    what = f"EDS ({kind.removeprefix('cluster.')})" if kind.startswith("cluster.") else kind.split(".")[1].upper()
+                    raise LabError(f"{self.name}: Envoy rejected its {what} config: {self.rejection()}")
                 if stats.get(f"{kind}.version_text") != self.version:
                     raise NotYet(f"{kind} at {stats.get(f'{kind}.version_text')!r}, want {self.version!r}")
 

@@ -286,6 +286,10 @@ class Lab(NetworkTester):
         self.stopping.set()  # the main thread tears the lab down once the reply is out
 
     def rpc_status(self, req: rpc.Status) -> rpc.LabStatus:
+        with self.lock:  # after a push, not during one: a pod reported ready is a published endpoint
+            return self._status()
+
+    def _status(self) -> rpc.LabStatus:
         return rpc.LabStatus({
             rt.name: rpc.ClusterStatus(
                 rt.installed,

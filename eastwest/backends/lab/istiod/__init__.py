@@ -25,7 +25,7 @@ reported healthy unless outlier detection ejects it.
 
 from __future__ import annotations
 
-from eastwest.backends.lab.envoy_config import CertPaths, ProxyConfig
+from eastwest.backends.lab.envoy_config import CertPaths, ProxyConfig, through_eds
 from eastwest.backends.lab.istiod.gateway import EastWestGateway
 from eastwest.backends.lab.istiod.inbound import Inbound
 from eastwest.backends.lab.istiod.outbound import Outbound
@@ -52,4 +52,5 @@ class ControlPlane:
         state = self.registry.clusters[cluster]
         outbound_listener, outbound_clusters = self._outbound.build(state, pod, certs, logdir)
         inbound_listeners, inbound_clusters = self._inbound.build(state, pod, certs, logdir)
-        return ProxyConfig([outbound_listener, *inbound_listeners], outbound_clusters + inbound_clusters)
+        outbound_clusters, endpoints = through_eds(outbound_clusters, logdir)  # as istiod sends them
+        return ProxyConfig([outbound_listener, *inbound_listeners], outbound_clusters + inbound_clusters, endpoints)

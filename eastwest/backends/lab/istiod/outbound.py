@@ -106,8 +106,11 @@ class Outbound:
             cluster["common_lb_config"] = {"locality_weighted_lb_config": {}}
         if outlier is not None:
             cluster["outlier_detection"] = outlier_detection(outlier)
-            if "minHealthPercent" in outlier:
-                cluster["common_lb_config"] = {**cluster.get("common_lb_config", {}), "healthy_panic_threshold": {"value": float(outlier["minHealthPercent"])}}
+            # istiod sets the panic threshold to minHealthPercent, 0 unless set, whenever outlierDetection is present
+            # (cluster_traffic_policy.go applyOutlierDetection: "Disable panic threshold by default as its not typically
+            # applicable in k8s environments with few pods per service"); Envoy's own default would be 50 %
+            cluster["common_lb_config"] = {**cluster.get("common_lb_config", {}),
+                                           "healthy_panic_threshold": {"value": float(outlier.get("minHealthPercent", 0))}}
         cluster.update(transport(certs, svc, port, policy, service_sans(state, svc, port), any(g.tls for g in groups)))
         return cluster
 
