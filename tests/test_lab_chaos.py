@@ -199,3 +199,9 @@ def test_the_gateway_refuses_connections_while_killed_and_comes_back(lab: LabMes
         wait_until(lambda: us.probe(SLEEP, address, 15443).connected, within=READY_WITHIN, interval=0.1,
                    what="the replacement gateway listening on the external address")
     wait_until(lambda: "eu" in us_answers(us, 6), within=5, interval=0.1, what="US reaching EU through the new gateway")
+
+
+def test_container_kill_of_a_container_the_pod_lacks_never_lands(lab: LabMesh) -> None:
+    with pytest.raises(FaultNotInjected, match="no container named nginx"):
+        with lab.cluster("us").inject(chaos("PodChaos", "no-such", {"action": "container-kill", "containerNames": ["nginx"]})):
+            pass

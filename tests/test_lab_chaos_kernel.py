@@ -23,6 +23,7 @@ from eastwest.backends.lab.chaos import nft, qdisc, spec
 from eastwest.backends.lab.chaos.netfaults import Member, NetworkFault
 from eastwest.backends.lab.netns import NetNS
 from eastwest.backends.lab.network import LabNetwork, PodNet
+from eastwest.support.errors import FaultUnsupported
 from eastwest.support.topology import load_topology
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
@@ -54,6 +55,15 @@ class Pods:
         queue = self.queue
         return NetworkFault(spec.parse(doc, "test"), [self.member(n) for n in sources], [self.member(n) for n in targets],
                             "eastwest-test", lambda: queue, self.workdir)
+
+    def apply(self, body: dict[str, Any], sources: list[str], targets: list[str] = ()) -> NetworkFault:  # type: ignore[assignment]
+        """The fault, in place; the test skips, naming it, when this kernel lacks what the action needs."""
+        fault = self.fault(body, sources, targets)
+        try:
+            fault.apply()
+        except FaultUnsupported as exc:
+            pytest.skip(str(exc))
+        return fault
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +216,8 @@ def nothing_left(pods: Pods) -> None:
 
 def test_partition_makes_connects_time_out_until_removed(pods: Pods, listening: int) -> None:
     assert connect(pods.pods["a"].ns, pods.ip("b"), listening) is not None  # control
-    fault = pods.fault({"action": "partition", "direction": "to", "target": {"mode": "all", "selector": {"labelSelectors": {"app": "b"}}}},
+    fault = pods.apply({"action": "partition", "direction": "to", "target": {"mode": "all", "selector": {"labelSelectors": {"app": "b"}}}},
                        ["a"], ["b"])
-    fault.apply()
     try:
         assert connect(pods.pods["a"].ns, pods.ip("b"), listening, 1.0) is None, "a reached b through a partition"
         assert connect(pods.pods["b"].ns, pods.ip("a"), listening, 1.0) is None, "b's connection to a got its answer back"
@@ -220,8 +229,7 @@ def test_partition_makes_connects_time_out_until_removed(pods: Pods, listening: 
 
 
 def test_partition_without_target_cuts_everything_but_loopback(pods: Pods, listening: int) -> None:
-    fault = pods.fault({"action": "partition", "direction": "both"}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": "partition", "direction": "both"}, ["a"])
     try:
         assert connect(pods.pods["a"].ns, pods.ip("c"), listening, 1.0) is None
         assert connect(pods.pods["c"].ns, pods.ip("a"), listening, 1.0) is None
@@ -235,8 +243,7 @@ def test_partition_without_target_cuts_everything_but_loopback(pods: Pods, liste
 @pytest.mark.parametrize("action", ["loss", "corrupt"])
 def test_loss_drops_its_share_of_packets_within_a_binomial_band(pods: Pods, action: str) -> None:
     assert udp_received(pods, "a", "b") == UDP_COUNT, "datagrams are lost without a fault: the measure is unsound"
-    fault = pods.fault({"action": action, action: {action: "30"}}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": action, action: {action: "30"}}, ["a"])
     try:
         got = udp_received(pods, "a", "b")
     finally:
@@ -248,9 +255,8 @@ def test_loss_drops_its_share_of_packets_within_a_binomial_band(pods: Pods, acti
 
 
 def test_loss_towards_a_target_spares_other_destinations(pods: Pods) -> None:
-    fault = pods.fault({"action": "loss", "loss": {"loss": "50"}, "target": {"mode": "all", "selector": {"labelSelectors": {"app": "b"}}}},
+    fault = pods.apply({"action": "loss", "loss": {"loss": "50"}, "target": {"mode": "all", "selector": {"labelSelectors": {"app": "b"}}}},
                        ["a"], ["b"])
-    fault.apply()
     try:
         to_b, to_c = udp_received(pods, "a", "b"), udp_received(pods, "a", "c")
     finally:
@@ -260,8 +266,7 @@ def test_loss_towards_a_target_spares_other_destinations(pods: Pods) -> None:
 
 
 def test_duplicate_copies_its_share_of_packets_once(pods: Pods) -> None:
-    fault = pods.fault({"action": "duplicate", "duplicate": {"duplicate": "50"}}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": "duplicate", "duplicate": {"duplicate": "50"}}, ["a"])
     try:
         got = udp_received(pods, "a", "b")
     finally:
@@ -281,8 +286,7 @@ DELAY_MARGIN = 0.010
 
 def test_delay_adds_its_latency_and_goes_away(pods: Pods, listening: int) -> None:
     base = median_connect(pods, "a", "b", listening)
-    fault = pods.fault({"action": "delay", "delay": {"latency": "100ms"}}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": "delay", "delay": {"latency": "100ms"}}, ["a"])
     try:
         delayed = median_connect(pods, "a", "b", listening)
     finally:
@@ -295,14 +299,13 @@ def test_delay_adds_its_latency_and_goes_away(pods: Pods, listening: int) -> Non
 
 
 def test_delay_jitter_spreads_around_the_latency(pods: Pods, listening: int) -> None:
-    fault = pods.fault({"action": "delay", "delay": {"latency": "100ms", "jitter": "40ms"}}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": "delay", "delay": {"latency": "100ms", "jitter": "40ms"}}, ["a"])
     try:
-        times = [connect(pods.pods["a"].ns, pods.ip("b"), listening, 2.0) for _ in range(41)]
+        times = [connect(pods.pods["a"].ns, pods.ip("b"), listening, 2.0) for _ in range(31)]
     finally:
         fault.remove()
     ms = sorted(t * 1000 for t in times if t is not None)
-    assert len(ms) == 41
+    assert len(ms) == 31
     # netem's jitter is uniform in [60, 140] ms: never early, centred on 100 ms, quartiles 40 ms apart.
     # A late wake-up may push one sample past 140 ms on a loaded machine, so the top is not bounded.
     q1, median, q3 = statistics.quantiles(ms, n=4)
@@ -314,8 +317,7 @@ def test_delay_jitter_spreads_around_the_latency(pods: Pods, listening: int) -> 
 def test_delay_at_the_receiving_side_keeps_bulk_throughput(pods: Pods, listening: int) -> None:
     """Held in the sender's own hook, a 10 ms delay cuts a bulk TCP send to ~0.5 MB/s (TCP Small
     Queues); held where the packets arrive, the sender's socket is free and throughput stays high."""
-    fault = pods.fault({"action": "delay", "delay": {"latency": "10ms"}}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": "delay", "delay": {"latency": "10ms"}}, ["a"])
     try:
         rate = throughput(pods, "a", "b")
     finally:
@@ -324,10 +326,9 @@ def test_delay_at_the_receiving_side_keeps_bulk_throughput(pods: Pods, listening
 
 
 def test_bandwidth_limits_throughput_to_the_rate(pods: Pods, listening: int) -> None:
-    fault = pods.fault({"action": "bandwidth", "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000}}, ["a"])
-    fault.apply()
+    fault = pods.apply({"action": "bandwidth", "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000}}, ["a"])
     try:
-        rate = throughput(pods, "a", "b", 3.0)
+        rate = throughput(pods, "a", "b", 2.0)
     finally:
         fault.remove()
     # measured where the bytes arrive, in steady state: the rate, give or take the receiver's wake-ups
@@ -337,11 +338,10 @@ def test_bandwidth_limits_throughput_to_the_rate(pods: Pods, listening: int) -> 
 
 
 def test_bandwidth_towards_a_target_limits_only_that_target(pods: Pods, listening: int) -> None:
-    fault = pods.fault({"action": "bandwidth", "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000},
+    fault = pods.apply({"action": "bandwidth", "bandwidth": {"rate": "1mbps", "limit": 20971520, "buffer": 10000},
                         "target": {"mode": "all", "selector": {"labelSelectors": {"app": "b"}}}}, ["a"], ["b"])
-    fault.apply()
     try:
-        to_b, to_c = throughput(pods, "a", "b", 2.0), throughput(pods, "a", "c", 1.0)
+        to_b, to_c = throughput(pods, "a", "b", 1.5), throughput(pods, "a", "c", 1.0)
     finally:
         fault.remove()
     assert 0.85e6 <= to_b <= 1.1e6, f"to the target: expected about 1 MB/s, observed {to_b / 1e6:.2f} MB/s"

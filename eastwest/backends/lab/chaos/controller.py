@@ -134,6 +134,10 @@ class ChaosController:
             experiment.undo = httpfaults.inject(self.lab, rt, fault, chosen, experiment.records, within)
         else:
             experiment.undo = self.kubelet.inject(rt, fault, chosen, experiment.records, within)
+            if not experiment.records:  # container-kill naming no container of the selected pods
+                experiment.messages.append(f"no container named {', '.join(fault.containers)} in "
+                                           f"{', '.join(f'{p.namespace}/{p.name}' for p in chosen)} (their containers: "
+                                           f"{', '.join(sorted({c for p in chosen for c in p.containers}))})")
 
     def _check_bandwidth(self, experiment: Experiment, chosen: list[Pod], targets: list[Pod]) -> None:
         """A pod's interface takes one tbf: a second bandwidth fault on the same sender is refused by name."""

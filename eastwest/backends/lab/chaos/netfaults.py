@@ -28,6 +28,7 @@ Chaos Mesh (``controllers/chaosimpl/networkchaos``) acts in the pods' namespaces
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import select
@@ -41,18 +42,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from eastwest.backends.lab.chaos import nft, qdisc
 from eastwest.backends.lab.chaos.spec import Fault
 from eastwest.backends.lab.netns import NetNS
 from eastwest.backends.lab.network import Leg
-from eastwest.support.errors import LabError
+from eastwest.support.errors import FaultUnsupported, LabError
 
 log = logging.getLogger("eastwest.lab")
 Net = ipaddress.IPv4Network
 DUPLICATE_MARK = 0x65770D00  # "ew" + dup: a copy carries it so the egress hook lets it pass
 ARRIVAL_PRIORITY = -300  # before conntrack (-200): a delayed or lost packet never reaches it early
 DELAYER_READY_WITHIN = 10.0  # a Python process binding a netlink socket, on a loaded machine
+BRIDGE_NETFILTER = "net/bridge/bridge-nf-call-iptables"
+#: what each action needs of the kernel (a missing part answers ENOENT or EOPNOTSUPP)
+KERNEL_NEEDS = {
+    "partition": "NF_TABLES_IPV4", "loss": "NFT_NUMGEN", "corrupt": "NFT_NUMGEN",
+    "duplicate": "NETFILTER_EGRESS, NF_TABLES_NETDEV, NFT_NUMGEN, NFT_DUP_NETDEV",
+    "delay": "NFT_COMPAT, NETFILTER_XT_TARGET_NFQUEUE, NETFILTER_NETLINK_QUEUE", "bandwidth": "NET_SCH_TBF, NET_SCH_HTB",
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,18 @@ def partition(fault: Fault, sources: list[Member], targets: list[Member], name: 
     return [(members[ref].ns, nft.Table("ip", name, chains, tuple(r))) for ref, r in rules.items()]
 
 
+def _check_bridge_netfilter(ns: NetNS, fault: Fault) -> None:
+    """Packets bridged between pods of one node reach the ip hooks only through br_netfilter (on by default)."""
+    try:
+        with ns.entered(), open(f"/proc/sys/{BRIDGE_NETFILTER}") as f:
+            on = f.read().strip() == "1"
+    except OSError:
+        on = False
+    if not on:
+        raise FaultUnsupported(f"{fault.ref}: {fault.action} acts where a pod's packets arrive, which for packets between pods "
+                               f"of one node needs br_netfilter with {BRIDGE_NETFILTER.replace('/', '.')} = 1 (modprobe br_netfilter)")
+
+
 class DelayerProcess:
     """A delayer (``delayer.py``) bound to one queue in one namespace."""
 
@@ -193,6 +214,15 @@ class NetworkFault:
                 self._duplicate()
             else:
                 self._bandwidth()
+        except FaultUnsupported:
+            self.remove()
+            raise
+        except NetlinkError as exc:
+            self.remove()
+            if exc.code in (errno.ENOENT, errno.EOPNOTSUPP):
+                raise FaultUnsupported(f"{self.fault.ref}: this kernel lacks what {self.fault.action} needs "
+                                       f"({KERNEL_NEEDS[self.fault.action]}): {exc}") from None
+            raise LabError(f"{self.fault.ref}: the fault could not be put in place: {exc}") from exc
         except Exception as exc:
             problems = self.remove()
             raise LabError(f"{self.fault.ref}: the fault could not be put in place: {exc}"
@@ -206,6 +236,9 @@ class NetworkFault:
     def _at_arrival(self) -> None:
         """delay, loss, corrupt: in the namespace each sender's interfaces are plugged into."""
         assert self.fault.netem is not None
+        for flow in egress(self.fault, self.sources, self.targets):
+            for leg in flow.sender.legs:
+                _check_bridge_netfilter(leg.bridge_ns, self.fault)
         netem = self.fault.netem
         places: dict[int, tuple[NetNS, list[tuple[str, tuple[nft.Expr, ...]]]]] = {}
         for flow in egress(self.fault, self.sources, self.targets):
