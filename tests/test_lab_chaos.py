@@ -117,8 +117,8 @@ def test_http_abort_answers_503_from_the_sidecar_until_recovered(lab: LabMesh) -
     pod = echo_pod(lab).name
     with us.inject(chaos("HTTPChaos", "abort", {"target": "Request", "port": 8080, "abort": True})):
         answers = us_answers(us, 12)
-        # the first request may ride a connection opened before the listener changed (Envoy drains it)
-        assert "503" in answers and pod not in answers[1:], answers
+        # the first request to the pod may ride the connection opened before its listener changed (Envoy drains it)
+        assert "503" in answers and answers.count(pod) <= 1, answers
         assert "envoy.extensions.filters.http.fault.v3.HTTPFault" in active_listeners(us, ECHO)
     assert "HTTPFault" not in active_listeners(us, ECHO), "the fault filter stayed in the sidecar"
     assert pod in us_answers(us, 8), "the US pod does not answer again after recovery"
@@ -128,8 +128,8 @@ def test_http_delay_holds_matching_requests(lab: LabMesh) -> None:
     us = lab.cluster("us")
     pod = echo_pod(lab).name
     with us.inject(chaos("HTTPChaos", "delay", {"target": "Request", "port": 8080, "delay": "300ms", "path": "/slow*"})):
-        # (the first request may ride a connection opened before the listener changed: Envoy drains it)
-        slow = [r for r in us.call(SLEEP, ECHO_URL + "slow?x=1", count=9, timeout=3.0)[1:] if r.ok and r.pod == pod]
+        # the first request to the pod may ride the connection opened before its listener changed (Envoy drains it)
+        slow = [r for r in us.call(SLEEP, ECHO_URL + "slow?x=1", count=9, timeout=3.0) if r.ok and r.pod == pod][1:]
         fast = [r for r in us.call(SLEEP, ECHO_URL, count=8, timeout=3.0) if r.ok and r.pod == pod]
         # Envoy's timers may fire a millisecond or two early (its event loop's resolution)
         assert slow and all(r.latency_s >= 0.29 for r in slow), [r.latency_s for r in slow]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from eastwest.backends.lab.chaos import nft, qdisc, spec
+from eastwest.backends.lab.chaos import nft, qdisc, reading, spec
 from eastwest.backends.lab.chaos.netfaults import Member, NetworkFault
 from eastwest.backends.lab.netns import NetNS
 from eastwest.backends.lab.network import LabNetwork, PodNet
@@ -53,7 +53,7 @@ class Pods:
                "spec": {"mode": "all", "selector": {"labelSelectors": {"app": "a"}}, **body}}
         self.queue += 1
         queue = self.queue
-        return NetworkFault(spec.parse(doc, "test"), [self.member(n) for n in sources], [self.member(n) for n in targets],
+        return NetworkFault(reading.parse(doc, "test"), [self.member(n) for n in sources], [self.member(n) for n in targets],
                             "eastwest-test", lambda: queue, self.workdir)
 
     def apply(self, body: dict[str, Any], sources: list[str], targets: list[str] = ()) -> NetworkFault:  # type: ignore[assignment]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eastwest.backends.lab.chaos import spec
+from eastwest.backends.lab.chaos import reading, spec
 from eastwest.backends.lab.chaos.select import Candidate, count, select
 from eastwest.support.errors import FaultUnsupported, ManifestError
 
@@ -18,7 +18,7 @@ def doc(kind: str, body: dict[str, Any], **meta: Any) -> dict[str, Any]:
 
 
 def test_defaults_are_chaos_mesh_webhook_defaults() -> None:
-    fault = spec.parse(doc("NetworkChaos", {"action": "partition", "target": {"mode": "one", "selector": {"labelSelectors": {"app": "x"}}}}), "t")
+    fault = reading.parse(doc("NetworkChaos", {"action": "partition", "target": {"mode": "one", "selector": {"labelSelectors": {"app": "x"}}}}), "t")
     assert fault.direction == "to"
     assert fault.pods.selector.namespaces == ("echo",), "an empty selector.namespaces is the experiment's own namespace"
     assert fault.target is not None and fault.target.selector.namespaces == ("echo",)
@@ -32,7 +32,7 @@ def test_defaults_are_chaos_mesh_webhook_defaults() -> None:
     ({"action": "bandwidth", "bandwidth": {"rate": "8mbit", "limit": 100, "buffer": 10}}, ("rate", 1_000_000)),
 ])
 def test_parameters_keep_their_chaos_mesh_units(body: dict[str, Any], value: tuple[str, float]) -> None:
-    fault = spec.parse(doc("NetworkChaos", body), "t")
+    fault = reading.parse(doc("NetworkChaos", body), "t")
     params = fault.netem if fault.netem is not None else fault.bandwidth
     assert getattr(params, value[0]) == pytest.approx(value[1])
 
@@ -72,7 +72,7 @@ def test_durations_are_go_durations() -> None:
 ])
 def test_what_the_lab_cannot_honour_is_refused_by_name(kind: str, body: dict[str, Any], named: str) -> None:
     with pytest.raises(FaultUnsupported) as refused:
-        spec.parse(doc(kind, body), "chaos.yaml")
+        reading.parse(doc(kind, body), "chaos.yaml")
     assert named in str(refused.value), str(refused.value)
     assert "chaos.yaml" in str(refused.value), "the refusal names the document"
 
@@ -89,7 +89,7 @@ def test_what_the_lab_cannot_honour_is_refused_by_name(kind: str, body: dict[str
 ])
 def test_invalid_values_are_refused_as_chaos_mesh_webhooks_refuse_them(kind: str, body: dict[str, Any], named: str) -> None:
     with pytest.raises(ManifestError) as refused:
-        spec.parse(doc(kind, body), "chaos.yaml")
+        reading.parse(doc(kind, body), "chaos.yaml")
     assert named in str(refused.value), str(refused.value)
 
 
@@ -112,12 +112,12 @@ def test_random_max_percent_takes_at_most_its_share() -> None:
 
 
 def test_selectors_are_anded() -> None:
-    fault = spec.parse(doc("PodChaos", {"action": "pod-kill", "selector": {
+    fault = reading.parse(doc("PodChaos", {"action": "pod-kill", "selector": {
         "namespaces": ["echo"], "labelSelectors": {"app": "echo"},
         "expressionSelectors": [{"key": "i", "operator": "In", "values": ["1", "2", "3"]}],
         "fieldSelectors": {"status.podIP": "10.0.0.2"}}}), "t")
     assert [p.name for p in select(pods(5), fault.pods)] == ["echo-2"]
-    named = spec.parse(doc("PodChaos", {"action": "pod-kill", "selector": {"pods": {"echo": ["echo-4", "echo-9"]}}}), "t")
+    named = reading.parse(doc("PodChaos", {"action": "pod-kill", "selector": {"pods": {"echo": ["echo-4", "echo-9"]}}}), "t")
     assert [p.name for p in select(pods(5), named.pods)] == ["echo-4"]
-    elsewhere = spec.parse(doc("PodChaos", {"action": "pod-kill", "selector": {"namespaces": ["sleep"]}}), "t")
+    elsewhere = reading.parse(doc("PodChaos", {"action": "pod-kill", "selector": {"namespaces": ["sleep"]}}), "t")
     assert select(pods(5), elsewhere.pods) == []

@@ -307,5 +307,6 @@ class Kubelet:
 
     def remove(self, rt: ClusterRuntime, pod_key: str) -> None:
         pod = rt.pods.pop(pod_key)
+        pod.deleted = True  # a fault's clean-up leaves it alone
         pod.stop()
         self.network.remove_pod(rt.name, pod.net)

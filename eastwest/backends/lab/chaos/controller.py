@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eastwest.backends.lab import protocol as rpc
-from eastwest.backends.lab.chaos import httpfaults, podfaults, spec
+from eastwest.backends.lab.chaos import httpfaults, podfaults, reading, spec
 from eastwest.backends.lab.chaos.model import INJECTED, NOT_INJECTED, LabHost, Record
 from eastwest.backends.lab.chaos.netfaults import Member, NetworkFault
 from eastwest.backends.lab.chaos.select import Candidate, select
@@ -69,7 +69,7 @@ class ChaosController:
     # ---- the protocol's two operations -------------------------------------------------
 
     def inject(self, cluster: str, document: Document, within: float) -> rpc.ChaosStatus:
-        fault = spec.parse(document.body, document.source)
+        fault = reading.parse(document.body, document.source)
         key = (cluster, fault.kind, fault.name)
         with self.lock:
             if key in self.experiments:
@@ -106,12 +106,15 @@ class ChaosController:
         return status
 
     def shutdown(self) -> None:
-        """Remove every fault (the lab is going away) and stop the kubelet's pending reactions."""
+        """Stop the kubelet's pending reactions, then remove every fault (the lab is going away)."""
+        self.kubelet.shutdown()
         with self.lock:
             for experiment in self.experiments.values():
-                self._undo(experiment)
+                try:
+                    self._undo(experiment)
+                except Exception:  # the rest still goes
+                    log.exception("chaos: removing %s at shutdown failed", experiment.fault.ref)
             self.experiments.clear()
-        self.kubelet.shutdown()
 
     # ---- inside ----------------------------------------------------------------------
 
