@@ -45,7 +45,7 @@ class Chromium:
 
         def wire_fds() -> None:  # in the child: its fd 3 reads our commands, its fd 4 carries its answers
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_browser_r, from_browser_w)]  # the pipes may be 3 or 4
-            for target, fd in zip((3, 4), high):
+            for target, fd in zip((3, 4), high, strict=True):
                 os.dup2(fd, target)
                 os.set_inheritable(target, True)
 

@@ -8,7 +8,6 @@ import pytest
 
 from tests.signoff import SuiteRun, run_suites
 
-
 #: a failing run: split roots break mTLS across the gateway; mesh identity still passes
 FAILING = (
     "suites/security/test_mtls_across_gateway.py",

@@ -4,20 +4,25 @@ the config-dump summary, and the Node 20 polyfill the pinned Allure CLI needs.""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import subprocess
 from typing import Any
 
 import pytest
 
+from eastwest.backends.kube.api import ExecResult
+from eastwest.backends.kube.mesh import KubeCluster, KubeMesh
 from eastwest.fixtures.dumps import summarize
 from eastwest.fixtures.evidence import Attempt, Convergence
 from eastwest.fixtures.identity import _escape
 from eastwest.fixtures.outcomes import BACKEND, BRING_UP, FAULT, HARNESS, categorize, sentence
 from eastwest.mesh import ProxyEndpoint
-from eastwest.support.errors import (ConfigError, ConvergenceTimeout, FaultNotInjected, LabError, ManifestError,
-                                     MeshUnavailable)
+from eastwest.settings import Timeouts
+from eastwest.support.errors import ConfigError, ConvergenceTimeout, FaultNotInjected, LabError, ManifestError, MeshUnavailable
 from eastwest.support.pki import new_root
+from eastwest.support.topology import load_topology
+from tests.kube_fakes import FakeApi, World
 from tests.signoff import ROOT
 
 
@@ -102,3 +107,26 @@ def test_the_polyfill_gives_node_the_iterator_helpers_allure_uses() -> None:
     done = subprocess.run(["node", "--import", "./reports/node-iterator-helpers.mjs", "-e", script], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == '["a!","b!"]', done.stdout + done.stderr
+
+
+class _GatewayApi(FakeApi):
+    """The stand-in API server, plus the east-west gateway's admin /server_info through pilot-agent."""
+
+    def exec(self, namespace: str, pod: str, container: str, command: list[str], *, timeout: float) -> ExecResult:
+        if command == ["pilot-agent", "request", "GET", "server_info"] and container == "istio-proxy":
+            return ExecResult(json.dumps({"version": "abc123/1.36.2/Clean/RELEASE/BoringSSL",
+                                          "node": {"metadata": {"ISTIO_VERSION": "1.30.3"}}}), "", 0)
+        return super().exec(namespace, pod, container, command, timeout=timeout)
+
+
+def test_the_kube_backends_declare_istio_and_envoy_as_the_gateway_reports_them() -> None:
+    topology = load_topology(ROOT / "manifests" / "topology.yaml")
+    api = _GatewayApi(World(topology), "us", log=False)
+    api.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istio-eastwestgateway", "namespace": "istio-system"},
+               "spec": {"selector": {"matchLabels": {"app": "istio-eastwestgateway"}},
+                        "template": {"metadata": {"labels": {"app": "istio-eastwestgateway"}},
+                                     "spec": {"containers": [{"name": "istio-proxy"}]}}}})
+    mesh = KubeMesh("kind", "kind-eastwest", topology, {"us": KubeCluster(topology, "us", api, Timeouts())}, Timeouts())
+    described = mesh.describe()
+    assert (described.backend, described.istio_version, described.envoy_version) == ("kind", "1.30.3", "1.36.2")
+    assert not described.control_plane_stand_in and described.envoy_build.startswith("abc123/1.36.2/")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from eastwest.backends.lab.proxies import envoy_binary
 from tests.signoff import ROOT, SuiteRun

@@ -15,7 +15,7 @@ from eastwest.backends.lab.istiod import MIRRORS_ISTIO
 from eastwest.backends.lab.launcher import connect, launch, wait_closed
 from eastwest.mesh import FEATURES, Cluster, Mesh, MeshConfig, MeshDescription, ProbeResult, ProxyEndpoint, TlsResult, Workload
 from eastwest.settings import Timeouts
-from eastwest.support import install
+from eastwest.support import envoy, install
 from eastwest.support.echo import EchoResponse
 from eastwest.support.errors import LabError
 from eastwest.support.manifest import Document
@@ -139,15 +139,13 @@ class LabMesh(Mesh):
     def describe(self) -> MeshDescription:
         """The lab's control plane is the project's istiod stand-in; Envoy's version is what its proxies report."""
         first = self._clusters[self.topology.names[0]]
-        # Envoy's admin /server_info: "version" is "<sha>/<release>/<Clean|Modified>/<RELEASE|DEBUG>/<TLS library>"
         build = str(json.loads(first._admin(EASTWEST_GATEWAY, "/server_info")).get("version", ""))
-        parts = build.split("/")
         return MeshDescription(
             backend=self.backend,
             control_plane="eastwest lab control plane, the project's stand-in for istiod",
             istio_version=MIRRORS_ISTIO,
             control_plane_stand_in=True,
-            envoy_version=parts[1] if len(parts) > 1 else build or "unknown",
+            envoy_version=envoy.release(build),
             envoy_build=build,
             deliberate_breaks=tuple(self.status().breaks),
             details=(("lab name", self.name), ("lab", "started by this run" if self.owned else "attached (eastwest lab up)")),
