@@ -46,7 +46,7 @@ report-gate: $(NODE_STAMP)
 	$(ALLURE) quality-gate reports/allure-results --config reports/allurerc.mjs
 
 test: lint
-	@command -v npm >/dev/null && $(MAKE) -s report-tools || echo "==> no npm: the report self-tests will skip"
+	@command -v npm >/dev/null && $(MAKE) -s report-tools || echo "==> the pinned Allure CLI is not installed (no npm, or no registry): the report self-tests will skip"
 	$(BIN)/pytest tests/ $(PYTEST_ARGS)
 
 lint: $(STAMP)
