@@ -1,13 +1,18 @@
 # eastwest: `make conformance` runs the suites on the default backend (the lab),
-# `make test` runs the project's self-tests. Both create .venv and install on first use.
+# `make report` renders its sign-off report (one HTML file, history kept in reports/history.jsonl),
+# `make test` runs the project's self-tests. Each installs what it needs on first use
+# (.venv from PyPI; the pinned Allure 3 CLI into node_modules/ from npm, as package-lock.json says).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+NODE_STAMP  = node_modules/.installed-$(shell cksum package-lock.json | cut -d' ' -f1)
+# Allure 3.18 needs Node 22's iterator helpers in places; the polyfill makes Node 20 work too.
+ALLURE      = node --import ./reports/node-iterator-helpers.mjs node_modules/allure/cli.js
 
-.PHONY: conformance test lint lab-up lab-down bench clean
+.PHONY: conformance report report-gate report-tools test lint lab-up lab-down bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing eastwest with its dependencies (first run only)"
@@ -17,10 +22,31 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make report needs Node.js 20+ and npm (apt-get install nodejs npm)"; exit 2; }
+	@echo "==> installing the pinned Allure 3 CLI into node_modules/ (first run only)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-*
+	@touch $@
+
+report-tools: $(NODE_STAMP)
+
+# Results are cleaned per run; Allure 3 keeps history outside them (reports/history.jsonl).
 conformance: $(STAMP)
-	$(BIN)/pytest suites/ --alluredir=reports/allure-results --clean-alluredir $(PYTEST_ARGS)
+	$(BIN)/pytest suites/ --alluredir=reports/allure-results --clean-alluredir \
+		--conformance-report reports/conformance-report.json $(PYTEST_ARGS)
+
+report: $(NODE_STAMP)
+	@test -f reports/allure-results/environment.properties || { echo "make report: no finished run in reports/allure-results; run make conformance first"; exit 2; }
+	$(ALLURE) generate reports/allure-results --config reports/allurerc.mjs
+	@echo "==> reports/allure-report/index.html: the whole report in one file; open it from disk"
+
+# The CI gate: no failed or broken test, and at least as many tests as the run selected (EASTWEST_MIN_TESTS to pin it).
+report-gate: $(NODE_STAMP)
+	$(ALLURE) quality-gate reports/allure-results --config reports/allurerc.mjs
 
 test: lint
+	@command -v npm >/dev/null && $(MAKE) -s report-tools || echo "==> the pinned Allure CLI is not installed (no npm, or no registry): the report self-tests will skip"
 	$(BIN)/pytest tests/ $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -38,4 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/conformance_run.py
 
 clean:
-	rm -rf $(VENV) reports/allure-results
+	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report

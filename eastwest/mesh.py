@@ -22,16 +22,21 @@ from eastwest.support.spiffe import SpiffeId
 from eastwest.support.tlswire import WireReport, analyse
 from eastwest.support.topology import ClusterSpec, Topology
 
-# Features a backend may support; tests declare the ones they need (fixtures/gating.py).
-FEATURES: dict[str, str] = {
+# Mesh features: behaviour of the mesh that a conformance test certifies. These, and only these,
+# are the report's feature labels and the conformance report's per-feature counts.
+MESH_FEATURES: dict[str, str] = {
     "multi-network": "clusters on distinct networks joined by east-west gateways",
     "mtls": "sidecar-to-sidecar mutual TLS with SPIFFE identities",
     "service-entry": "hand-written ServiceEntry and DestinationRule routing",
     "peer-authentication": "PeerAuthentication STRICT/PERMISSIVE on the server side",
+    "locality-lb": "locality-aware load balancing (failover priorities and distribute weights)",
+}
+# Harness capabilities: what a backend lets the harness do or run (evidence, probes, special clients).
+# Tests gate on them like on features, but they certify nothing, so reports keep them out of the features.
+HARNESS_CAPABILITIES: dict[str, str] = {
     "sidecarless-client": "a client workload without a sidecar",
     "foreign-root-client": "a client whose certificate comes from a root the mesh does not trust",
     "foreign-root-server": "a server whose certificate comes from a root the mesh does not trust",
-    "locality-lb": "locality-aware load balancing (failover priorities and distribute weights)",
     "proxy-config-dump": "the Envoy configuration of any proxy, for evidence",
     "raw-tcp-probe": "opening a plain TCP connection from inside a pod",
     "proxy-logs": "the logs of any proxy (and its app), for evidence",
@@ -39,6 +44,30 @@ FEATURES: dict[str, str] = {
     "transit-capture": "capturing every packet that crosses between the clusters' networks",
     "gateway-port-scan": "probing a bounded list of ports of an address from inside a pod",
 }
+# Everything a backend may declare and a test may need (fixtures/gating.py gates on both kinds).
+FEATURES: dict[str, str] = {**MESH_FEATURES, **HARNESS_CAPABILITIES}
+
+
+@dataclass(frozen=True)
+class MeshDescription:
+    """What a backend declares it runs, for the run's identity in reports (declared, never sniffed).
+
+    ``istio_version`` is the Istio release installed, or, where ``control_plane_stand_in`` is
+    true, the release whose behaviour a stand-in control plane mirrors (the lab's istiod).
+    """
+
+    backend: str
+    #: one line naming the control plane: "istiod (Helm chart istio/istiod)" or the stand-in's name
+    control_plane: str
+    istio_version: str
+    envoy_version: str
+    control_plane_stand_in: bool = False
+    #: the proxies' full build string, as Envoy reports it (``/server_info`` ``version``)
+    envoy_build: str = ""
+    #: misconfigurations the backend was told to install on purpose (the lab's ``--lab-break``)
+    deliberate_breaks: tuple[str, ...] = ()
+    #: the backend's own facts worth printing (lab name, kind node image, kube contexts), in order
+    details: tuple[tuple[str, str], ...] = ()
 
 #: the client certificates a raw TLS client (feature ``raw-tls-client``) can present
 CLIENT_CERTIFICATES: dict[str, str] = {
@@ -246,6 +275,8 @@ class TrafficObserver(Protocol):
 
     def on_fault(self, cluster: Cluster, event: str, status: FaultStatus) -> None: ...
 
+    def on_load(self, cluster: Cluster, event: str, run: LoadRun) -> None: ...
+
 
 @dataclass
 class Cluster(abc.ABC):
@@ -434,10 +465,14 @@ class Cluster(abc.ABC):
         (each bounded by ``timeout``, the whole by ``limit`` seconds); ``run.samples`` afterwards."""
         run = LoadRun(Workload.parse(client), url, rate)
         handle = self._start_load(run.client, url, rate=rate, timeout=timeout, limit=limit)
+        for observer in self.observers:
+            observer.on_load(self, "started", run)
         try:
             yield run
         finally:
             run.samples = self._stop_load(handle)
+            for observer in self.observers:
+                observer.on_load(self, "stopped", run)
 
     def _start_load(self, client: Workload, url: str, *, rate: float, timeout: float, limit: float) -> str:
         raise FaultUnsupported("this backend cannot run a steady load")
@@ -494,6 +529,13 @@ class Mesh(abc.ABC):
 
     def _stop_capture(self, handle: str) -> bytes:
         raise FeatureUnsupported("this backend cannot capture the traffic between its networks (feature transit-capture)")
+
+    def describe(self) -> MeshDescription:
+        """What this mesh runs (control plane, Istio and Envoy versions), for reports; backends override it.
+
+        The default says only that the backend declared nothing, so a report never guesses."""
+        return MeshDescription(self.backend, control_plane="not declared by the backend",
+                               istio_version="unknown", envoy_version="unknown")
 
     @property
     def identity(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_suites_catch_broken_meshes import run_suites
@@ -74,9 +75,14 @@ def test_the_wire_evidence_is_attached_to_the_report(tmp_path: Path) -> None:
     result = run_suites(WIRE, f"--alluredir={tmp_path}", convergence=30)
     assert result.returncode == 0, result.stdout[-3000:]
     [test] = [json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")]
-    [attached] = [a for a in test["attachments"] if "transit capture" in a["name"]]
+    [attached] = [a for a in _attachments(test) if "transit capture" in a["name"]]
     text = (tmp_path / attached["source"]).read_text()
     for needle in ("-> 172.31.255.20:15443 (opened in capture;", "SNI outbound_.80_._.echo-eu-only.echo.svc.cluster.local",
                    "ALPN offered ['istio-http/1.1', 'istio', 'http/1.1']", "negotiated TLSv1.3", "identities in clear: none",
                    "plaintext bytes: 0"):
         assert needle in text, f"missing {needle!r} in the attached evidence:\n{text}"
+
+
+def _attachments(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A test's attachments, those of its steps included (each reading of the mesh is a step of its own)."""
+    return [*item.get("attachments", []), *(a for step in item.get("steps", []) for a in _attachments(step))]

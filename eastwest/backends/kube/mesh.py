@@ -19,14 +19,27 @@ import yaml
 
 from eastwest.backends.kube import chaos, render, traffic
 from eastwest.backends.kube.api import ClusterApi
-from eastwest.mesh import FEATURES, Cluster, FaultStatus, LoadSample, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, Workload
+from eastwest.mesh import (
+    FEATURES,
+    Cluster,
+    FaultStatus,
+    LoadSample,
+    Mesh,
+    MeshConfig,
+    MeshDescription,
+    ProbeResult,
+    ProxyEndpoint,
+    Workload,
+)
 from eastwest.schemas import Schemas, SchemaUnavailable
 from eastwest.settings import Timeouts
+from eastwest.support import envoy
 from eastwest.support.echo import EchoResponse
 from eastwest.support.errors import ManifestError, MeshError
 from eastwest.support.manifest import Document
 from eastwest.support.topology import Topology
 from eastwest.support.waiting import wait_until
+from eastwest.workloads import EASTWEST_GATEWAY
 
 log = logging.getLogger("eastwest.kube")
 
@@ -267,6 +280,17 @@ class KubeMesh(Mesh):
     @property
     def identity(self) -> str:
         return self._identity
+
+    def describe(self) -> MeshDescription:
+        """Istio and Envoy as the first cluster's east-west gateway reports them: its admin ``/server_info`` holds
+        Envoy's build and the node metadata istio-agent fills, ``ISTIO_VERSION`` among it (the proxy's release)."""
+        first = next(iter(self._clusters.values()))
+        info = json.loads(first._admin(EASTWEST_GATEWAY, traffic.SERVER_INFO))
+        build = str(info.get("version", ""))
+        istio = str(((info.get("node") or {}).get("metadata") or {}).get("ISTIO_VERSION") or "unknown")
+        return MeshDescription(self.backend, control_plane=f"istiod, one per cluster (Istio {istio}, as its proxies report)",
+                               istio_version=istio, envoy_version=envoy.release(build), envoy_build=build,
+                               details=(("identity", self._identity),))
 
     @property
     def clusters(self) -> Mapping[str, Cluster]:

@@ -189,6 +189,7 @@ def parse_load(stdout: str) -> list[LoadSample]:
 #: (pilot/cmd/pilot-agent/app/request.go)
 CLUSTERS = ["pilot-agent", "request", "GET", "clusters?format=json"]
 CONFIG_DUMP = ["pilot-agent", "request", "GET", "config_dump"]
+SERVER_INFO = ["pilot-agent", "request", "GET", "server_info"]
 
 
 def endpoints(clusters: dict[str, Any], upstream: str) -> list[ProxyEndpoint]:

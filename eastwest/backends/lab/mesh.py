@@ -12,14 +12,27 @@ from typing import Any
 
 from eastwest.backends.lab import protocol as rpc
 from eastwest.backends.lab.chaos.spec import FAULTS
+from eastwest.backends.lab.istiod import MIRRORS_ISTIO
 from eastwest.backends.lab.launcher import connect, launch, wait_closed
-from eastwest.mesh import FEATURES, Cluster, FaultStatus, Mesh, MeshConfig, ProbeResult, ProxyEndpoint, TlsResult, Workload
+from eastwest.mesh import (
+    FEATURES,
+    Cluster,
+    FaultStatus,
+    Mesh,
+    MeshConfig,
+    MeshDescription,
+    ProbeResult,
+    ProxyEndpoint,
+    TlsResult,
+    Workload,
+)
 from eastwest.settings import Timeouts
-from eastwest.support import install
+from eastwest.support import envoy, install
 from eastwest.support.echo import EchoResponse
 from eastwest.support.errors import LabError
 from eastwest.support.manifest import Document
 from eastwest.support.topology import Topology, load_topology
+from eastwest.workloads import EASTWEST_GATEWAY
 
 log = logging.getLogger("eastwest.lab")
 
@@ -148,6 +161,21 @@ class LabMesh(Mesh):
     @property
     def clusters(self) -> Mapping[str, Cluster]:
         return self._clusters
+
+    def describe(self) -> MeshDescription:
+        """The lab's control plane is the project's istiod stand-in; Envoy's version is what its proxies report."""
+        first = self._clusters[self.topology.names[0]]
+        build = str(json.loads(first._admin(EASTWEST_GATEWAY, "/server_info")).get("version", ""))
+        return MeshDescription(
+            backend=self.backend,
+            control_plane="eastwest lab control plane, the project's stand-in for istiod",
+            istio_version=MIRRORS_ISTIO,
+            control_plane_stand_in=True,
+            envoy_version=envoy.release(build),
+            envoy_build=build,
+            deliberate_breaks=tuple(self.status().breaks),
+            details=(("lab name", self.name), ("lab", "started by this run" if self.owned else "attached (eastwest lab up)")),
+        )
 
     def install(self) -> None:
         """Install Istio, the east-west gateways and the base workloads in every cluster, phase by phase

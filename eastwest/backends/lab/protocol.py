@@ -50,6 +50,8 @@ class ClusterStatus:
 @dataclass(frozen=True)
 class LabStatus:
     clusters: dict[str, ClusterStatus]
+    #: the deliberate breakages this lab was started with (``--lab-break``), for run identity in reports
+    breaks: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

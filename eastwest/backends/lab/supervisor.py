@@ -300,7 +300,7 @@ class Lab(NetworkTester):
                  for p in rt.all_pods()],
             )
             for rt in self.clusters.values()
-        })
+        }, sorted(self.breaks))
 
 
 # ---- the process -----------------------------------------------------------------------

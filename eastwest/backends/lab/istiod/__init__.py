@@ -31,7 +31,11 @@ from eastwest.backends.lab.istiod.inbound import Inbound
 from eastwest.backends.lab.istiod.outbound import Outbound
 from eastwest.backends.lab.istiod.registry import ClusterState, GatewayInfo, PodInfo, Registry, svc_host
 
-__all__ = ["ClusterState", "ControlPlane", "GatewayInfo", "PodInfo", "svc_host"]
+__all__ = ["MIRRORS_ISTIO", "ClusterState", "ControlPlane", "GatewayInfo", "PodInfo", "svc_host"]
+
+#: The Istio release whose istiod behaviour this stand-in mirrors (names, SNI, split horizon, locality
+#: priorities, inbound mTLS as istiod 1.30.3 programs them); reports name it as mirrored, never as installed.
+MIRRORS_ISTIO = "1.30.3"
 
 
 class ControlPlane:
