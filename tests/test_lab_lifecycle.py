@@ -75,9 +75,30 @@ def _netns_of(pid: int | str) -> set[str]:
     return seen
 
 
-def _netns_in_use() -> set[str]:
-    """Every network namespace any process is in or holds an fd to."""
-    return set().union(*(_netns_of(entry) for entry in os.listdir("/proc") if entry.isdigit()))
+def _started(pid: int | str) -> int:
+    """When a process started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _now_ticks() -> int:
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK")) + 1
+
+
+def _netns_in_use(started_before: int | None = None) -> set[str]:
+    """Every network namespace a process is in or holds an fd to; with ``started_before``, only
+    processes older than that (namespace ids are reused, so a newer lab's namespace may carry an old id)."""
+    held: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if started_before is not None and _started(entry) >= started_before:
+                continue
+        except OSError:
+            continue
+        held |= _netns_of(entry)
+    return held
 
 
 def _mounts() -> set[str]:
@@ -85,7 +106,7 @@ def _mounts() -> set[str]:
 
 
 def test_kill_9_of_the_owner_leaves_no_process_namespace_or_mount() -> None:
-    netns_before, mounts_before = _netns_in_use(), _mounts()
+    mounts_before = _mounts()
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(ROOT / "manifests")], cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
@@ -96,9 +117,10 @@ def test_kill_9_of_the_owner_leaves_no_process_namespace_or_mount() -> None:
         comms = sorted(lab.values())
         assert comms.count("envoy") >= 6, f"expected the lab's Envoy proxies under the session; found {comms}"
         assert any(c.startswith("python") for pid, c in lab.items() if pid != holder.pid), f"no echo process found: {comms}"
-        lab_netns = set().union(*(_netns_of(pid) for pid in lab)) - netns_before
+        lab_netns = set().union(*(_netns_of(pid) for pid in lab)) - _netns_of(holder.pid)
         assert len(lab_netns) >= 8, f"expected the lab's pod namespaces; found {lab_netns}"
     finally:
+        killed_at = _now_ticks()
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     deadline = time.monotonic() + 10
@@ -108,7 +130,7 @@ def test_kill_9_of_the_owner_leaves_no_process_namespace_or_mount() -> None:
             break
         time.sleep(0.1)
     assert not alive, f"lab processes outlived kill -9 of their owner: {alive}"
-    leaked = lab_netns & _netns_in_use()
+    leaked = lab_netns & _netns_in_use(started_before=killed_at)
     assert not leaked, f"network namespaces of the lab still exist: {leaked}"
     assert _mounts() <= mounts_before, f"new mounts after the lab: {_mounts() - mounts_before}"
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.strip()
