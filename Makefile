@@ -63,5 +63,22 @@ bench: $(STAMP)
 	$(BIN)/python bench/lab_lifecycle.py
 	$(BIN)/python bench/conformance_run.py
 
+# The real istiod's xDS for the lab's world (tools/istiod-golden, see README "How true the lab is"):
+# writes goldens/<scenario>/world.json from manifests/, builds the Go tool (Go's module and build
+# caches are reused: a cold build takes minutes), and regenerates every golden. Needs Go, not a lab.
+GOLDEN_TOOL = tools/istiod-golden
+GOLDEN_BIN  = $(GOLDEN_TOOL)/bin/istiod-golden
+
+.PHONY: goldens
+
+goldens: $(STAMP)
+	@echo "==> writing goldens/<scenario>/world.json (the lab's world, from manifests/)"
+	$(BIN)/python -m eastwest.backends.lab.world --manifests manifests --out goldens
+	@echo "==> building $(GOLDEN_TOOL) against istio.io/istio (go.mod); each package is listed as it compiles"
+	cd $(GOLDEN_TOOL) && GOFLAGS=-mod=readonly go build -v -o bin/istiod-golden .
+	@echo "==> istiod's CDS, LDS, RDS and EDS for every proxy of every scenario"
+	find goldens -mindepth 2 -name '*.json' ! -name world.json -delete
+	$(GOLDEN_BIN) -out goldens goldens/*/world.json
+
 clean:
 	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report
