@@ -83,6 +83,9 @@ class LocalityPlan:
     weights: dict[str, int] | None  # distribute
     use_priorities: bool  # failover
     failover: list[dict[str, str]]
+    #: locality_weighted_lb_config: for distribute, and for failover rules with outlier detection
+    #: (cluster_traffic_policy.go applyLocalityLoadBalancer); then every locality needs a weight
+    locality_weighted: bool = False
 
 
 def locality_plan(pod: PodInfo, groups: dict[EndpointGroup, int], lb: dict[str, Any], outlier: dict[str, Any] | None) -> LocalityPlan:
@@ -93,7 +96,9 @@ def locality_plan(pod: PodInfo, groups: dict[EndpointGroup, int], lb: dict[str, 
     weights = distribute_weights(pod.locality, localities, distribute) if locality_on and distribute else None
     # Istio applies failover priorities only with outlier detection (loadbalancer.go ApplyLocalityLoadBalancer)
     use_priorities = locality_on and outlier is not None and weights is None
-    return LocalityPlan(weights, use_priorities, list(lls.get("failover") or []))
+    failover = list(lls.get("failover") or [])
+    weighted = locality_on and (bool(distribute) or outlier is not None and bool(failover))
+    return LocalityPlan(weights, use_priorities, failover, weighted)
 
 
 def load_assignment(name: str, pod: PodInfo, groups: dict[EndpointGroup, int], plan: LocalityPlan) -> dict[str, Any]:
@@ -118,5 +123,9 @@ def load_assignment(name: str, pod: PodInfo, groups: dict[EndpointGroup, int], p
             entry["locality"] = locality_dict(locality)
         if plan.weights is not None:
             entry["load_balancing_weight"] = plan.weights[locality]
+        elif plan.locality_weighted:
+            # Envoy gives a locality without a weight no load once weighting is on; istiod weighs
+            # each locality by the endpoints it holds (EndpointBuilder: sum of lb weights)
+            entry["load_balancing_weight"] = sum(int(e["load_balancing_weight"]) for e in eps)
         entries.append(entry)
     return {"cluster_name": name, "endpoints": entries}

@@ -16,12 +16,12 @@ Envoy's admin API stays on 127.0.0.1 as in Istio's bootstrap.
 from __future__ import annotations
 
 import fnmatch
+from collections import defaultdict
 from typing import Any
 
 from eastwest.backends.lab.envoy_config import (
     ADMIN_PORT,
     CLUSTER,
-    DEFAULT_CONNECT_TIMEOUT,
     GATEWAY_PORT,
     HCM,
     ISTIO_ALPNS,
@@ -31,9 +31,10 @@ from eastwest.backends.lab.envoy_config import (
     TLS_INSPECTOR,
     ProxyConfig,
     access_log,
-    locality_dict,
 )
-from eastwest.backends.lab.istiod.registry import Registry, labels_match
+from eastwest.backends.lab.istiod.endpoints import EndpointGroup, load_assignment, locality_plan
+from eastwest.backends.lab.istiod.outbound import traffic_policy
+from eastwest.backends.lab.istiod.registry import ClusterState, Registry, ServiceModel, labels_match
 
 STATUS_PORT = 15021
 
@@ -75,6 +76,21 @@ class EastWestGateway:
     def __init__(self, registry: Registry):
         self.registry = registry
 
+    def sni_cluster(self, state: ClusterState, svc: ServiceModel, port: int, sni: str) -> dict[str, Any]:
+        """An SNI-DNAT cluster: the host's DestinationRule except TLS (cluster.go buildOutboundSniDnatClusters),
+        to the endpoints on the gateway's own network (ISTIO_META_REQUESTED_NETWORK_VIEW)."""
+        gw = state.gateway
+        assert gw is not None
+        groups: dict[EndpointGroup, int] = defaultdict(int)
+        for e in svc.endpoints.get(port, []):
+            if e.network == gw.network:
+                groups[EndpointGroup(e.locality, e.ip, e.port, e.sidecar)] += 1
+        policy = dict((self.registry.destination_rule(state, svc.host) or {}).get("trafficPolicy") or {})
+        policy.pop("tls", None)  # the gateway passes mTLS through: the rule's TLS settings are the client's
+        plan = locality_plan(gw.pod, groups, policy.get("loadBalancer") or {}, policy.get("outlierDetection"))
+        return {"@type": CLUSTER, "name": sni, "type": "STATIC", "load_assignment": load_assignment(sni, gw.pod, groups, plan),
+                **traffic_policy(policy, plan)}
+
     def build(self, name: str) -> ProxyConfig:
         state = self.registry.clusters[name]
         gw = state.gateway
@@ -97,23 +113,7 @@ class EastWestGateway:
                     continue
                 for port in sorted(svc.ports):
                     sni = f"outbound_.{port}_._.{host}"
-                    # ISTIO_META_REQUESTED_NETWORK_VIEW: only this network's endpoints
-                    eps = [e for e in svc.endpoints.get(port, []) if e.network == gw.network]
-                    clusters.append(
-                        {
-                            "@type": CLUSTER,
-                            "name": sni,
-                            "type": "STATIC",
-                            "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
-                            "load_assignment": {
-                                "cluster_name": sni,
-                                "endpoints": [
-                                    {"locality": locality_dict(e.locality), "lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": e.ip, "port_value": e.port}}}}]}
-                                    for e in eps
-                                ],
-                            },
-                        }
-                    )
+                    clusters.append(self.sni_cluster(state, svc, port, sni))
                     chains.append(
                         {
                             "name": sni,

@@ -25,8 +25,10 @@ from eastwest.backends.lab.envoy_config import (
     duration,
     upstream_mtls,
 )
-from eastwest.backends.lab.istiod.endpoints import load_assignment, locality_plan, service_sans, split_horizon
+from eastwest.backends.lab.istiod.endpoints import LocalityPlan, load_assignment, locality_plan, service_sans, split_horizon
 from eastwest.backends.lab.istiod.registry import ClusterState, PodInfo, Registry, ServiceModel
+
+UNLIMITED = 2**32 - 1  # istiod's circuit-breaker default (math.MaxUint32)
 
 
 def connection_pool(pool: dict[str, Any]) -> dict[str, Any]:
@@ -36,13 +38,14 @@ def connection_pool(pool: dict[str, Any]) -> dict[str, Any]:
     if (pool.get("http") or {}).get("maxRequestsPerConnection"):
         http_opts["common_http_protocol_options"] = {"max_requests_per_connection": int(pool["http"]["maxRequestsPerConnection"])}
     out["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {"@type": HTTP_OPTIONS, **http_opts}}
-    thresholds: dict[str, Any] = {}
+    # istiod's defaults are effectively unlimited, not Envoy's 1024/1024/1024/3
+    # (cluster_traffic_policy.go getDefaultCircuitBreakerThresholds)
+    thresholds: dict[str, Any] = {k: UNLIMITED for k in ("max_connections", "max_pending_requests", "max_requests", "max_retries")}
     if (pool.get("tcp") or {}).get("maxConnections"):
         thresholds["max_connections"] = int(pool["tcp"]["maxConnections"])
     if (pool.get("http") or {}).get("http1MaxPendingRequests"):
         thresholds["max_pending_requests"] = int(pool["http"]["http1MaxPendingRequests"])
-    if thresholds:
-        out["circuit_breakers"] = {"thresholds": [thresholds]}
+    out["circuit_breakers"] = {"thresholds": [thresholds]}
     return out
 
 
@@ -59,6 +62,31 @@ def outlier_detection(outlier: dict[str, Any]) -> dict[str, Any]:
     od["base_ejection_time"] = duration(outlier.get("baseEjectionTime", "30s"))
     od["max_ejection_percent"] = int(outlier.get("maxEjectionPercent", 10))
     return od
+
+
+def traffic_policy(policy: dict[str, Any], plan: LocalityPlan) -> dict[str, Any]:
+    """A DestinationRule's traffic policy except TLS, as cluster fields (cluster_traffic_policy.go
+    applyTrafficPolicy): sidecar clusters and the east-west gateway's SNI clusters both get it."""
+    lb = policy.get("loadBalancer") or {}
+    outlier = policy.get("outlierDetection")
+    pool = policy.get("connectionPool") or {}
+    fields: dict[str, Any] = {
+        "connect_timeout": duration((pool.get("tcp") or {}).get("connectTimeout", DEFAULT_CONNECT_TIMEOUT)),
+        "lb_policy": lb.get("simple", "ROUND_ROBIN"),
+        **connection_pool(pool),
+    }
+    common: dict[str, Any] = {}
+    if plan.locality_weighted:
+        common["locality_weighted_lb_config"] = {}
+    if outlier is not None:
+        fields["outlier_detection"] = outlier_detection(outlier)
+        # istiod sets the panic threshold to minHealthPercent, 0 unless set, whenever outlierDetection is present
+        # (cluster_traffic_policy.go applyOutlierDetection: "Disable panic threshold by default as its not typically
+        # applicable in k8s environments with few pods per service"); Envoy's own default would be 50 %
+        common["healthy_panic_threshold"] = {"value": float(outlier.get("minHealthPercent", 0))}
+    if common:
+        fields["common_lb_config"] = common
+    return fields
 
 
 def transport(certs: CertPaths, svc: ServiceModel, port: int, policy: dict[str, Any], sans: list[str], any_sidecar: bool) -> dict[str, Any]:
@@ -88,29 +116,15 @@ class Outbound:
         name = f"outbound|{port}||{svc.host}"
         dr = self.registry.destination_rule(state, svc.host) or {}
         policy = dr.get("trafficPolicy") or {}
-        lb = policy.get("loadBalancer") or {}
-        outlier = policy.get("outlierDetection")
-        pool = policy.get("connectionPool") or {}
         groups = split_horizon(self.registry, svc, port, pod)
-        plan = locality_plan(pod, groups, lb, outlier)
+        plan = locality_plan(pod, groups, policy.get("loadBalancer") or {}, policy.get("outlierDetection"))
         cluster: dict[str, Any] = {
             "@type": CLUSTER,
             "name": name,
             "type": "STATIC",
-            "connect_timeout": duration((pool.get("tcp") or {}).get("connectTimeout", DEFAULT_CONNECT_TIMEOUT)),
-            "lb_policy": lb.get("simple", "ROUND_ROBIN"),
             "load_assignment": load_assignment(name, pod, groups, plan),
-            **connection_pool(pool),
+            **traffic_policy(policy, plan),
         }
-        if plan.weights is not None:
-            cluster["common_lb_config"] = {"locality_weighted_lb_config": {}}
-        if outlier is not None:
-            cluster["outlier_detection"] = outlier_detection(outlier)
-            # istiod sets the panic threshold to minHealthPercent, 0 unless set, whenever outlierDetection is present
-            # (cluster_traffic_policy.go applyOutlierDetection: "Disable panic threshold by default as its not typically
-            # applicable in k8s environments with few pods per service"); Envoy's own default would be 50 %
-            cluster["common_lb_config"] = {**cluster.get("common_lb_config", {}),
-                                           "healthy_panic_threshold": {"value": float(outlier.get("minHealthPercent", 0))}}
         cluster.update(transport(certs, svc, port, policy, service_sans(state, svc, port), any(g.tls for g in groups)))
         return cluster
 
