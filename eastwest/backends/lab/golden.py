@@ -30,9 +30,11 @@ Normalisation (both sides go through it; anything not named here is compared):
    (``ISTIOD_CAPTURE_ONLY``) are dropped.
 3. **Listener structure**: istiod captures with iptables (``virtualOutbound`` 15001 and per-port
    outbound listeners, ``virtualInbound`` 15006), the lab's clients use their proxy as an explicit
-   HTTP proxy and its inbound listeners sit on the pod IP; so outbound listeners are compared
-   through their routes (RDS), inbound ones through the client simulation, and domains that are
-   a Service's cluster IP (which the lab has none of) are dropped.
+   HTTP proxy and its inbound listeners sit on the pod IP; so outbound listeners (istiod's
+   ``<ip>_<port>``, the lab's ``outbound_*``) are compared through their routes (RDS), inbound
+   ones through the client simulation; domains that are a Service's cluster IP (which the lab
+   has none of) are dropped, and a domain's ``:<port>`` suffix for the vhost's own port too
+   (istiod sets ``ignore_port_in_host_matching``, the lab lists both forms).
 4. **Where endpoints live**: EDS (istiod) or a cluster's inline ``load_assignment`` (lab) are
    read alike; the cluster type is still compared. Inbound clusters' type and address (istiod:
    ORIGINAL_DST to the pod IP, lab: the app on 127.0.0.1) are the lab's stand-in for iptables.
@@ -63,7 +65,6 @@ ENVOY_OUTLIER_DEFAULTS = {
     "max_ejection_percent": 10, "enforcing_success_rate": 100,
 }
 ENVOY_CIRCUIT_BREAKER_DEFAULTS = {"max_connections": 1024, "max_pending_requests": 1024, "max_requests": 1024, "max_retries": 3}
-ISTIO_MTLS_ALPN = ["istio-http/1.1", "istio"]
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,21 @@ def _chain_matches(chain: dict[str, Any], level: str, value: Any) -> bool | None
     return bool(want == value)
 
 
+def _inspects(listener_filter: dict[str, Any], port: int) -> bool:
+    """A listener filter runs unless its ``filter_disabled`` matches the destination port (istiod turns
+    the HTTP inspector off on ports whose protocol it knows)."""
+    disabled = listener_filter.get("filter_disabled") or {}
+    rules = (disabled.get("or_match") or {}).get("rules") or ([disabled] if disabled else [])
+    for rule in rules:
+        r = rule.get("destination_port_range") or {}
+        if r and int(r.get("start", 0)) <= port < int(r.get("end", 0)):
+            return False
+    return True
+
+
 def select_chain(listener: dict[str, Any], port: int, client: Client, sni: str = "") -> dict[str, Any] | None:
     """The filter chain Envoy picks for ``client`` (filter_chain_match: the most specific match wins, level by level)."""
-    inspectors = {f.get("name") for f in listener.get("listener_filters") or []}
+    inspectors = {f.get("name") for f in listener.get("listener_filters") or [] if _inspects(f, port)}
     tls_seen = "envoy.filters.listener.tls_inspector" in inspectors
     transport = client.transport if tls_seen else "raw_buffer"
     sniffed = tls_seen if transport == "tls" else "envoy.filters.listener.http_inspector" in inspectors
