@@ -11,6 +11,8 @@
 // For every proxy it writes one JSON file with the CDS, LDS, RDS and EDS istiod generated, each
 // resource as protomarshal writes it (proto field names, Any resolved), pretty-printed with
 // sorted keys and resources sorted by name, so a rerun reproduces the files byte for byte.
+// Beside them, analyze.txt holds what `istioctl analyze --use-kube=false -A` says about each
+// cluster's rendered manifests (analyze.go).
 //
 // Usage: istiod-golden -out goldens goldens/base/world.json goldens/routing/world.json ...
 // (each file's goldens go to <out>/<scenario>/).
@@ -78,7 +80,13 @@ func main() {
 			os.Exit(1)
 		}
 		start := time.Now()
-		err = test.Wrap(func(t test.Failer) { generate(t, w, version, filepath.Join(*out, w.Scenario)) })
+		err = test.Wrap(func(t test.Failer) {
+			dir := filepath.Join(*out, w.Scenario)
+			generate(t, w, version, dir)
+			if err := os.WriteFile(filepath.Join(dir, "analyze.txt"), []byte(analyze(t, w)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "istiod-golden: %s: %v\n", path, err)
 			os.Exit(1)

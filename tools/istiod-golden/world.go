@@ -24,8 +24,10 @@ type Cluster struct {
 	// every istiod sees them all (multi-primary, remote secrets).
 	Kubernetes []json.RawMessage `json:"kubernetes"`
 	// Istio configuration of this cluster: only this cluster's istiod sees it.
-	Istio   []json.RawMessage `json:"istio"`
-	Proxies []*ProxySpec      `json:"proxies"`
+	Istio []json.RawMessage `json:"istio"`
+	// Manifests are this cluster's rendered manifests as applied (for istioctl analyze).
+	Manifests []json.RawMessage `json:"manifests"`
+	Proxies   []*ProxySpec      `json:"proxies"`
 }
 
 // ProxySpec is one proxy the lab runs in this cluster, as its agent would introduce it to istiod.

@@ -86,6 +86,7 @@ class WorldCluster:
     gateway_name: str
     gateway_labels: dict[str, str]
     store: Store = field(default_factory=Store)
+    applied: list[dict[str, Any]] = field(default_factory=list)  # the rendered manifests, in the order applied
     pods: list[WorldPod] = field(default_factory=list)
     _next_host: int = FIRST_POD_HOST
 
@@ -177,6 +178,7 @@ def _apply(clusters: dict[str, WorldCluster], name: str, docs: list[Document]) -
     """``Lab.rpc_apply``: store the objects, then the kubelet creates the pods Deployments now want."""
     wc = clusters[name]
     wc.store.apply(docs)
+    wc.applied += [d.body for d in docs]
     for other in clusters.values():
         rt = ClusterRuntime(other.name, other.store)
         have = {f"{p.info.namespace}/{p.info.name}" for p in other.pods}
@@ -215,6 +217,7 @@ def world_document(world: World) -> dict[str, Any]:
             "mesh_config": {"trustDomain": wc.trust_domain, "defaultProviders": {"metrics": ["prometheus"]}},
             "kubernetes": kube[name],
             "istio": istio,
+            "manifests": wc.applied,  # for istioctl analyze, as `kubectl apply` would send them
             "proxies": [_proxy(world, wc, p) for p in wc.pods if p.gateway or p.info.sidecar],
         })
     return {"scenario": world.scenario, "suite_manifests": list(world.suite_manifests), "clusters": clusters}
