@@ -73,7 +73,7 @@ GOLDEN_BIN  = $(GOLDEN_TOOL)/bin/istiod-golden
 
 goldens: $(STAMP)
 	@echo "==> writing goldens/<scenario>/world.json (the lab's world, from manifests/)"
-	$(BIN)/python -m eastwest.backends.lab.world --manifests manifests --out goldens
+	$(BIN)/python -m eastwest.backends.lab.world_json --manifests manifests --out goldens
 	@echo "==> building $(GOLDEN_TOOL) against istio.io/istio (go.mod); each package is listed as it compiles"
 	cd $(GOLDEN_TOOL) && GOFLAGS=-mod=readonly go build -v -o bin/istiod-golden .
 	@echo "==> istiod's CDS, LDS, RDS and EDS for every proxy of every scenario"

@@ -4,6 +4,7 @@ goldens/allowlist.yaml's differences accepted. No Go needed: the goldens are com
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from eastwest.backends.lab.golden_compare import Difference, compare, load_allowlist, unexplained
 from eastwest.backends.lab.istiod import outbound
-from eastwest.backends.lab.world import SCENARIOS, build_world, dump_world
+from eastwest.backends.lab.world import SCENARIOS, build_world
+from eastwest.backends.lab.world_json import dump_world
 from eastwest.support import install
 from tests.labs import MANIFESTS, running_lab
 
@@ -103,6 +105,38 @@ def test_a_gateway_that_ignores_alpn_is_named(monkeypatch: pytest.MonkeyPatch) -
     resource = "LDS gateway:15443 plain-tls sni=outbound_.80_._.echo.echo.svc.cluster.local"
     assert Difference("base/us-istio-system-istio-eastwestgateway", resource, "chain", "none (connection closed)", "plaintext+tcp") in left, \
         f"expected the gateway's plain-TLS passthrough to be named, observed:\n  {_lines(left)}"
+
+
+def _no_gateway_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eastwest.backends.lab.istiod import gateway
+
+    monkeypatch.setattr(gateway, "traffic_policy", lambda policy, plan: outbound.traffic_policy({}, plan))
+
+
+def _no_failover_weighting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eastwest.backends.lab.istiod import endpoints
+
+    real = endpoints.locality_plan
+    monkeypatch.setattr(outbound, "locality_plan", lambda *a: dataclasses.replace(real(*a), locality_weighted=False))
+
+
+def _envoy_circuit_breakers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbound, "UNLIMITED", 1024)
+
+
+@pytest.mark.parametrize(("undo", "proxy", "resource", "field"), [
+    (_no_gateway_policy, "locality-failover/eu-istio-system-istio-eastwestgateway", "CDS outbound_.80_._.echo.echo.svc.cluster.local",
+     "connect_timeout"),
+    (_no_failover_weighting, "locality-failover/eu-echo-echo", "CDS outbound|80||echo.echo.svc.cluster.local", "locality_weighted_lb"),
+    (_envoy_circuit_breakers, "locality-failover/us-sleep-sleep", "CDS outbound|80||echo.echo.svc.cluster.local",
+     "circuit_breakers.max_connections"),
+], ids=["gateway-without-destination-rule", "failover-without-locality-weighting", "envoy-circuit-breakers"])
+def test_a_fixed_drift_brought_back_is_named(undo: Any, proxy: str, resource: str, field: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drifts this comparison found and the lab fixed stay fixed: undoing one fails, naming it."""
+    undo(monkeypatch)
+    left = _new_differences("locality-failover")
+    assert any((d.proxy, d.resource, d.field) == (proxy, resource, field) for d in left), \
+        f"expected {proxy}: {resource}: {field} to be named, observed:\n  {_lines(left)}"
 
 
 # ---- the world is the lab's ---------------------------------------------------------------------------

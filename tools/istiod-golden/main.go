@@ -1,6 +1,6 @@
 // Command istiod-golden writes what the real istiod sends to every proxy of the eastwest lab.
 //
-// It reads the world.json files that eastwest/backends/lab/world.py writes (the lab's topology
+// It reads the world.json files that eastwest/backends/lab/world_json.py writes (the lab's topology
 // and manifests rendered per cluster, pods with the lab's IPs, the gateway Service the chart
 // renders, one entry per proxy the lab runs) and runs istiod's own config generation on them
 // through Istio's in-process test harness, istio.io/istio/pilot/test/xds (FakeDiscoveryServer:

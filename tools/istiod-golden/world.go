@@ -7,7 +7,7 @@ import (
 	"os"
 )
 
-// World is one scenario as eastwest/backends/lab/world.py writes it (see its docstring).
+// World is one scenario as eastwest/backends/lab/world_json.py writes it (see its docstring).
 type World struct {
 	Scenario       string     `json:"scenario"`
 	SuiteManifests []string   `json:"suite_manifests"`

@@ -101,10 +101,11 @@ def compare(manifests: Path, goldens: Path, scenario: str) -> list[Difference]:
     """Every difference between istiod's goldens and the lab's istiod for every proxy of ``scenario``."""
     from eastwest.backends.lab.istiod import ControlPlane
     from eastwest.backends.lab.world import build_world
+    from eastwest.backends.lab.world_json import service_ips
 
     world = build_world(manifests, scenario)
     control_plane = ControlPlane(world.cluster_states())
-    ips = world.service_ips()
+    ips = service_ips(world)
     out = []
     for pod in world.proxies():
         path = goldens / scenario / pod.proxy_file
