@@ -41,10 +41,13 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "locality-distribute": ("locality/destinationrule-echo-distribute.yaml",),
     "routing": ("routing/destinationrule-echo-eu.yaml", "routing/serviceentry-echo-eu.yaml"),
     "security": (
+        "security/client-for-wire-capture.yaml",
         "security/client-with-untrusted-root.yaml",
         "security/client-without-sidecar.yaml",
+        "security/destinationrule-expects-another-server.yaml",
         "security/echo-in-eu-only.yaml",
         "security/peer-authentication-strict.yaml",
+        "security/server-with-untrusted-root.yaml",
     ),
 }
 
