@@ -143,10 +143,22 @@ def test_a_fixed_drift_brought_back_is_named(undo: Any, proxy: str, resource: st
 
 
 def test_world_pods_are_the_pods_a_fresh_lab_runs() -> None:
-    """world.py reproduces a real lab: the same pods, IPs, sidecars and gateway addresses, and the same outbound
-    clusters and endpoints in the running proxies as the lab's istiod renders for the world."""
+    """world.py reproduces a real lab: the same pods, IPs, sidecars and gateway addresses, and the running US sleep
+    proxy holds the endpoints the lab's istiod renders for the world."""
+    from eastwest.backends.lab.istiod import ControlPlane
+
     scenario = "security"  # the scenario with the most pods
     world = build_world(MANIFESTS, scenario)
+    us_sleep = next(p for p in world.proxies() if p.proxy_file == "us-sleep-sleep.json")
+    config = world.lab_config(ControlPlane(world.cluster_states()), us_sleep)
+    assignments = [c["load_assignment"] for c in config.clusters if c.get("load_assignment")] + config.endpoints
+    rendered = {cla["cluster_name"]: sorted((e["endpoint"]["address"]["socket_address"]["address"],
+                                             int(e["endpoint"]["address"]["socket_address"]["port_value"]),
+                                             "/".join(filter(None, [g.get("locality", {}).get("region"), g.get("locality", {}).get("zone")])),
+                                             int(g.get("priority", 0)))
+                                            for g in cla["endpoints"] for e in g["lb_endpoints"])
+                for cla in assignments if cla["cluster_name"].startswith("outbound|")}
+    assert len(rendered) >= 3, f"expected the world's US sleep to have its outbound clusters, observed {sorted(rendered)}"
     with running_lab(*SCENARIOS[scenario]) as mesh:
         status = mesh.status()
         for name, wc in world.clusters.items():
@@ -154,18 +166,6 @@ def test_world_pods_are_the_pods_a_fresh_lab_runs() -> None:
             expected = sorted((p.info.namespace, p.info.name, p.info.ip, p.info.sidecar) for p in wc.pods)
             assert observed == expected, f"{name}: expected the world's pods {expected}, observed the lab's {observed}"
             assert status.clusters[name].gateway_address == world.topology.cluster(name).gateway_address
-        dump = mesh.cluster("us").proxy_config_dump("sleep/sleep")
-        running = {c["cluster"]["name"]: c["cluster"].get("load_assignment") for cfg in dump["configs"]
-                   for c in cfg.get("dynamic_active_clusters", [])}
-    from eastwest.backends.lab.istiod import ControlPlane
-
-    us_sleep = next(p for p in world.proxies() if p.proxy_file == "us-sleep-sleep.json")
-    rendered = {c["name"]: c.get("load_assignment") for c in world.lab_config(ControlPlane(world.cluster_states()), us_sleep).clusters}
-    assert _endpoints(running) == _endpoints(rendered), f"expected the running us sleep proxy to hold {rendered}, observed {running}"
-
-
-def _endpoints(assignments: dict[str, Any]) -> dict[str, list[str]]:
-    return {name: sorted(f"{e['endpoint']['address']['socket_address']['address']}:{e['endpoint']['address']['socket_address']['port_value']}"
-                         for g in (cla or {}).get("endpoints", []) for e in g.get("lb_endpoints", []))
-            for name, cla in assignments.items()}
-
+        running = {upstream: sorted((e.address, e.port, e.locality, e.priority) for e in mesh.cluster("us").proxy_endpoints("sleep/sleep", upstream))
+                   for upstream in rendered}
+    assert running == rendered, f"expected the running US sleep proxy to hold the world's endpoints {rendered}, observed {running}"

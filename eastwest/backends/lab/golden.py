@@ -304,10 +304,9 @@ def _chain_facts(chain: dict[str, Any] | None, routes: dict[str, dict[str, Any]]
 # ---- one proxy -------------------------------------------------------------------------------------
 
 
-def lab_xds(listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The lab's ProxyConfig in the golden's shape: route configs and endpoints are inline in the lab."""
-    eds = [c["load_assignment"] for c in clusters if c.get("load_assignment")]
-    return {"cds": clusters, "lds": listeners, "rds": [], "eds": eds}
+def lab_xds(listeners: list[dict[str, Any]], clusters: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The lab's ProxyConfig in the golden's shape: its route configs are inline, its endpoints EDS or inline."""
+    return {"cds": clusters, "lds": listeners, "rds": [], "eds": endpoints}
 
 
 def _alpn_override(xds: dict[str, list[dict[str, Any]]]) -> list[str] | None:

@@ -115,5 +115,5 @@ def compare(manifests: Path, goldens: Path, scenario: str) -> list[Difference]:
         golden = json.loads(path.read_text())
         lab = world.lab_config(control_plane, pod)
         out += diff(f"{scenario}/{path.stem}", facts(golden, router=pod.gateway, cluster_ips=ips),
-                    facts(lab_xds(lab.listeners, lab.clusters), router=pod.gateway, cluster_ips=ips))
+                    facts(lab_xds(lab.listeners, lab.clusters, lab.endpoints), router=pod.gateway, cluster_ips=ips))
     return out
