@@ -62,6 +62,7 @@ lab-down: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/lab_lifecycle.py
 	$(BIN)/python bench/conformance_run.py
+	$(BIN)/python bench/failover_suite.py
 
 clean:
 	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report
