@@ -62,6 +62,7 @@ lab-down: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/lab_lifecycle.py
 	$(BIN)/python bench/conformance_run.py
+	$(BIN)/python bench/failover_suite.py
 
 # The real istiod's xDS for the lab's world (tools/istiod-golden, see README "How true the lab is"):
 # writes goldens/<scenario>/world.json from manifests/, builds the Go tool (Go's module and build

@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 MTLS = "suites/security/test_mtls_across_gateway.py"
 SE_ROUTE = "suites/routing/test_service_entry.py::test_service_entry_with_destination_rule_routes_to_eu_over_mtls"
 LOCALITY = "suites/locality/test_locality_preference.py::test_healthy_clusters_serve_their_own_region"
+# failover tests whose failover needs the local endpoint ejected (the pod-kill ones need only EDS)
+EJECTION = {
+    "HTTPChaos/abort": "suites/failover/test_http_faults.py::test_http_abort_on_us_echo_fails_over_to_eu_and_back",
+    "NetworkChaos/partition":
+        "suites/failover/test_network_faults.py::test_us_echo_partitioned_from_everything_fails_over_to_eu_and_back",
+}
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
 
@@ -44,8 +50,15 @@ def broken_manifests(tmp_path: Path, relative: str, edit: Callable[[dict], None]
     return copy
 
 
+def ejection_tests() -> list[str]:
+    """The ejection-dependent failover tests the lab can run (it declares the faults they inject)."""
+    from eastwest.backends.lab.mesh import LabMesh
+
+    return [test for fault, test in EJECTION.items() if fault in LabMesh.faults]
+
+
 def test_the_healthy_lab_passes_the_same_tests() -> None:
-    result = run_suites(MTLS, SE_ROUTE, LOCALITY, convergence=30)
+    result = run_suites(MTLS, SE_ROUTE, LOCALITY, *ejection_tests(), convergence=30)
     assert result.returncode == 0, result.stdout[-3000:]
 
 
@@ -84,3 +97,19 @@ def test_locality_load_balancing_off_fails_preference_naming_it(tmp_path: Path, 
     assert result.returncode == 1, result.stdout[-3000:]
     assert "2 failed" in result.stdout
     assert "locality load balancing is off" in result.stdout, result.stdout[-3000:]
+
+
+def test_failover_without_outlier_detection_fails_naming_it(tmp_path: Path) -> None:
+    """No outlierDetection in the failover DestinationRule: Istio applies no failover priorities and never
+    ejects, so the failover tests whose failover needs an ejection fail, and say why."""
+    tests = ejection_tests()
+    if not tests:
+        pytest.skip(f"the lab cannot inject {' or '.join(EJECTION)} yet")
+    manifests = broken_manifests(tmp_path, "suites/locality/destinationrule-echo-failover.yaml", _drop_outlier_detection)
+    # traffic never comes home on such a mesh: wait for it only a second past the deadline
+    result = run_suites(*tests, "--manifests", str(manifests), "--failover-bound", "failback_within=1")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"{len(tests)} failed" in result.stdout, result.stdout[-3000:]
+    assert result.stdout.count("no failover: the local endpoint was never ejected (is outlierDetection set?)") >= len(tests), \
+        result.stdout[-5000:]
+    assert "locality failover is not in effect" in result.stdout, result.stdout[-5000:]

@@ -149,6 +149,17 @@ def _check_semantics(doc: Document) -> None:
             for name in (ep.get("ports") or {}):
                 if name not in ports:
                     raise ManifestError(f"{doc.ref}: spec.endpoints[{i}].ports names port {name!r}, which spec.ports lacks")
+    if doc.kind == "VirtualService":
+        hosts = [str(h) for h in spec.get("hosts") or []]
+        if len(hosts) != 1 or "*" in hosts[0]:
+            raise ManifestError(f"{doc.ref}: the lab routes a VirtualService for exactly one host, no wildcard (got {hosts})")
+        http = spec.get("http") or []
+        if len(http) != 1:
+            raise ManifestError(f"{doc.ref}: the lab implements exactly one http route (it has no match), got {len(http)}")
+        routes = http[0].get("route") or []
+        if len(routes) != 1 or str((routes[0].get("destination") or {}).get("host")) != hosts[0]:
+            raise ManifestError(f"{doc.ref}: spec.http[0].route must send to {hosts[0]} itself, one destination (the lab "
+                                "implements route timeouts, not traffic shifting)")
     if doc.kind == "Deployment":
         containers = (((spec.get("template") or {}).get("spec") or {}).get("containers")) or []
         if len(containers) != 1:

@@ -18,6 +18,7 @@ from eastwest.mesh import (
     FEATURES,
     Cluster,
     FaultStatus,
+    LoadSample,
     Mesh,
     MeshConfig,
     MeshDescription,
@@ -92,6 +93,13 @@ class LabCluster(Cluster):
         r = self._mesh.conn.request(rpc.TlsConnect(self.name, str(client), address, port, sni, alpn, certificate, send, timeout))
         return TlsResult(r.connected, r.handshake_completed, r.version, r.alpn, tuple(r.server_sans), r.server_issuer,
                          r.certificate_requested, r.certificate_sent, r.alert, r.error, r.reply, r.closed_by_peer)
+
+    def _start_load(self, client: Workload, url: str, *, rate: float, timeout: float, limit: float) -> str:
+        return self._mesh.conn.request(rpc.StartLoad(self.name, str(client), url, rate, timeout, limit))
+
+    def _stop_load(self, handle: str) -> list[LoadSample]:
+        return [LoadSample(r.t, r.latency_s, r.status, r.cluster, r.response_flags, r.error)
+                for r in self._mesh.conn.request(rpc.StopLoad(handle))]
 
     def pod_ips(self, workload: Workload | str) -> list[str]:
         return self._mesh.conn.request(rpc.PodIps(self.name, str(Workload.parse(workload))))

@@ -97,6 +97,11 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
         "metadata": META,
         "spec": {"host": STR, "trafficPolicy": _TRAFFIC_POLICY},
     },
+    # only the route timeout (istiod/routes.py): one route to the service itself, no match, no weights
+    ("networking.istio.io", "VirtualService"): {
+        "metadata": META,
+        "spec": {"hosts": [STR], "http": [{"route": [{"destination": {"host": STR}}], "timeout": DURATION}]},
+    },
     ("security.istio.io", "PeerAuthentication"): {
         "metadata": META,
         "spec": {"selector": {"matchLabels": MAP}, "mtls": {"mode": STR}},

@@ -255,6 +255,13 @@ class Lab(NetworkTester):
         return self.dataplane.call(self._cluster(req.cluster), self.find_pod(req.cluster, req.client), req.url, req.count,
                                    req.headers, req.timeout)
 
+    def rpc_start_load(self, req: rpc.StartLoad) -> str:
+        rt, pod = self._cluster(req.cluster), self.find_pod(req.cluster, req.client)
+        return self.dataplane.start_load(rt, pod, req.url, rate=req.rate, timeout=req.timeout, limit=req.limit)
+
+    def rpc_stop_load(self, req: rpc.StopLoad) -> list[rpc.LoadRecord]:
+        return self.dataplane.stop_load(req.load_id)
+
     def rpc_probe(self, req: rpc.Probe) -> rpc.ProbeReply:
         return self.dataplane.probe(self.find_pod(req.cluster, req.client), req.address, req.port, req.send, req.timeout)
 

@@ -3,7 +3,8 @@
 Clusters are named ``outbound|<port>||<host>``. A DestinationRule of the client's own
 cluster sets the connection pool, load balancing, outlier detection and TLS; without one,
 auto mTLS sends Istio mTLS (SNI ``outbound_.<port>_._.<host>``) to endpoints that run a
-sidecar and plaintext to the others. Routes carry istiod's default retry policy.
+sidecar and plaintext to the others. Routes carry istiod's default retry policy, and a
+VirtualService's route timeout (``routes.py``).
 """
 
 from __future__ import annotations
@@ -27,20 +28,24 @@ from eastwest.backends.lab.envoy_config import (
 )
 from eastwest.backends.lab.istiod.endpoints import LocalityPlan, load_assignment, locality_plan, service_sans, split_horizon
 from eastwest.backends.lab.istiod.registry import ClusterState, PodInfo, Registry, ServiceModel
+from eastwest.backends.lab.istiod.routes import route_timeout
 
-UNLIMITED = 2**32 - 1  # istiod's circuit-breaker default (math.MaxUint32)
+#: istiod's circuit breaker thresholds for every outbound cluster: effectively none (cluster_traffic_policy.go
+#: getDefaultCircuitBreakerThresholds, "Envoy defaults [max_retries] to 3, however that has shown to be
+#: insufficient during periods of pod churn"); with Envoy's 3, a burst of connect failures overflows the
+#: retries and answers 503 UO instead of failing over
+UNLIMITED = 4294967295
 
 
 def connection_pool(pool: dict[str, Any]) -> dict[str, Any]:
-    """``connectionPool`` -> the cluster's HTTP protocol options and circuit breakers."""
+    """``connectionPool`` -> the cluster's HTTP protocol options and circuit breakers (istiod's defaults, overridden)."""
     out: dict[str, Any] = {}
     http_opts: dict[str, Any] = {"explicit_http_config": {"http_protocol_options": {}}}
     if (pool.get("http") or {}).get("maxRequestsPerConnection"):
         http_opts["common_http_protocol_options"] = {"max_requests_per_connection": int(pool["http"]["maxRequestsPerConnection"])}
     out["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {"@type": HTTP_OPTIONS, **http_opts}}
-    # istiod's defaults are effectively unlimited, not Envoy's 1024/1024/1024/3
-    # (cluster_traffic_policy.go getDefaultCircuitBreakerThresholds)
-    thresholds: dict[str, Any] = {k: UNLIMITED for k in ("max_connections", "max_pending_requests", "max_requests", "max_retries")}
+    thresholds: dict[str, Any] = {"max_connections": UNLIMITED, "max_pending_requests": UNLIMITED, "max_requests": UNLIMITED,
+                                  "max_retries": UNLIMITED, "track_remaining": True}
     if (pool.get("tcp") or {}).get("maxConnections"):
         thresholds["max_connections"] = int(pool["tcp"]["maxConnections"])
     if (pool.get("http") or {}).get("http1MaxPendingRequests"):
@@ -160,7 +165,7 @@ class Outbound:
                                 "match": {"prefix": "/"},
                                 "route": {
                                     "cluster": f"outbound|{port}||{host}",
-                                    "timeout": "0s",
+                                    "timeout": route_timeout(state, host),
                                     "retry_policy": {
                                         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
                                         "num_retries": 2,
