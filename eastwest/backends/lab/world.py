@@ -49,6 +49,12 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "security/peer-authentication-strict.yaml",
         "security/server-with-untrusted-root.yaml",
     ),
+    "failover": (
+        "locality/destinationrule-echo-failover.yaml",
+        "security/echo-in-eu-only.yaml",
+        "failover/destinationrule-echo-eu-only.yaml",
+        "failover/virtualservice-echo-timeout.yaml",
+    ),
 }
 
 
