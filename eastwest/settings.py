@@ -59,6 +59,17 @@ def parse_timeout_override(text: str) -> tuple[str, float]:
     return name, seconds
 
 
+def parse_rate(text: str) -> float:
+    """``"1e-4"`` -> 0.0001; a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a probability such as 1e-4, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
 def parse_positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -226,8 +237,15 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: consecutive passes a convergence wait needs.
     required_successes: int = 3
-    #: requests per sample in distribution tests (locality preference, weights).
+    #: requests per sample in checks that need every request in one place (locality preference).
     sample_size: int = 100
+    #: requests per sample in split checks (locality distribute); None: the smallest sample that meets
+    #: ``false_failure_rate`` and ``miss_rate`` (``eastwest.support.stats.plan_split``).
+    split_sample_size: int | None = None
+    #: the most often a correct mesh may fail one batch of a split check (exact binomial).
+    false_failure_rate: float = 1e-4
+    #: the most often a mesh splitting as a named wrong alternative may pass one batch.
+    miss_rate: float = 1e-4
     #: the chosen backend's own options, by name (each backend declares and reads its own)
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     #: the failover suite's load and pass bounds (``--failover-bound NAME=VALUE``)

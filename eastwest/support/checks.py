@@ -3,62 +3,123 @@
 A check takes a batch of :class:`EchoResponse` and returns None when it holds, or one
 sentence saying what was expected and what was observed. ``eventually`` waits on checks;
 ``expect`` asserts one and appends the evidence: a tally, every response's summary, the
-raw text of the first odd response and, where the symptom is a known one, its likely cause.
+raw text of the first odd response and a likely cause *read from what was observed* (the
+TLS failure reason and which side raised it, the SAN the server presented, the response
+flags, the upstream attempts), or "cause not determined" when the observations do not say.
+
+Retries are counted, not hidden: a request the client proxy answered only after a failed
+attempt (``upstream_attempts > 1``) is tallied apart, so a remote path that fails while a
+retry lands on a local endpoint does not pass as "200".
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from eastwest.mesh import ProxyEndpoint
 from eastwest.support.echo import EchoResponse
 from eastwest.support.spiffe import SpiffeId
+from eastwest.support.stats import AllPlan, SplitPlan
 
 Batch = Sequence[EchoResponse]
 BatchCheck = Callable[[Batch], "str | None"]
 
-# Known symptoms and what usually causes them (../shared/notes/istio-multinetwork.md, pitfalls).
-_CAUSES = (
-    ("CERTIFICATE_VERIFY_FAILED", "TLS verification failed between the sidecars: the clusters do not share one root CA "
-     "(create cacerts from a common root in every cluster before istiod starts)"),
-    ("TLSV1_ALERT_UNKNOWN_CA", "the server's sidecar rejected the client certificate: it was issued by a root the server does not trust"),
-    ("TLSV1_ALERT", "the peer's sidecar aborted the TLS handshake"),
-    ("connection termination", "the upstream closed the connection: an east-west gateway does this during the handshake "
-     "when the SNI (or ALPN) matches none of its AUTO_PASSTHROUGH filter chains; in TLS 1.3 a server sidecar that refuses "
-     "the client's certificate also closes only after the client's handshake (its ssl.fail_verify_* stats say which)"),
-    ("no healthy upstream", "the client proxy has no healthy endpoint for this service"),
-    ("timed out", "no answer within the request time limit: something on the path drops packets (a partition, "
-     "an unreachable or dead east-west gateway) or the server hangs; the client proxy's access log shows where"),
-)
+NOT_DETERMINED = "cause not determined from the observations (see the raw response and the proxy's config and logs)"
+GATEWAY_PORT_SUFFIX = ":15443"
+
+_SAN_SEEN = re.compile(r"SAN matcher, certificate SANs are \[([^\]]*)\]")
+
+
+def _norm(text: str) -> str:
+    """Envoy writes spaces as underscores in header values: compare on spaces."""
+    return text.replace("_", " ")
 
 
 def tally(batch: Batch) -> Counter[str]:
-    """How many responses came from each cluster, or failed in each way."""
+    """How many responses came from each cluster (and service), or failed in each way."""
     out: Counter[str] = Counter()
     for r in batch:
+        retried = f" after {r.upstream_attempts} attempts" if r.retried else ""
         if r.status is None:
             out[f"no response ({r.error})"] += 1
         elif r.cluster:
-            out[f"{r.status} from {r.cluster}"] += 1
+            out[f"{r.status} from {r.cluster}{retried}"] += 1
         else:
-            out[f"{r.status} {('flags=' + r.response_flags) if r.response_flags else 'not from echo'}"] += 1
+            out[f"{r.status} {('flags=' + r.response_flags) if r.response_flags else 'not from echo'}{retried}"] += 1
     return out
 
 
+def cause_of(r: EchoResponse) -> str | None:
+    """What one response's own evidence says went wrong; None when nothing did."""
+    if r.ok and not r.retried:
+        return None
+    failure = _norm(r.upstream_failure or "")
+    flags = set((r.response_flags or "").split(","))
+    host = r.upstream_host or "?"
+    via_gateway = host.endswith(GATEWAY_PORT_SUFFIX)
+    if r.ok and r.retried:
+        return (f"answered only after {r.upstream_attempts} upstream attempts: the first attempt failed and the client "
+                f"proxy retried (the answer came from {r.cluster or 'a non-echo server'}; the failed path stays hidden "
+                f"from a status-code check)")
+    if "CERTIFICATE VERIFY FAILED" in failure:
+        seen = _SAN_SEEN.search(failure)
+        if seen:
+            sans = [s.strip() for s in seen.group(1).split(",") if s.strip()]
+            domains = sorted({SpiffeId.parse(s).trust_domain for s in sans if _is_spiffe(s)})
+            return (f"the client sidecar refused the server's certificate at {host} on its SAN check: the server "
+                    f"presented {sans or 'no URI SAN'}{f' (trust domain {domains[0]})' if len(domains) == 1 else ''}, "
+                    f"which is not an identity the client expects for this service (client side raised it)")
+        return (f"the client sidecar could not chain the certificate presented at {host} to its root CA (client side "
+                f"raised CERTIFICATE_VERIFY_FAILED, not a SAN mismatch): the two sides do not share one root CA, "
+                f"or something on the path terminated TLS with a certificate of its own")
+    if "TLSV1 ALERT UNKNOWN CA" in failure:
+        return (f"the server side at {host} rejected the client's certificate with a TLS alert 'unknown CA': the "
+                f"server does not trust the root that issued the client's certificate")
+    if "TLSV1 ALERT" in failure or "SSLV3 ALERT" in failure:
+        alert = re.search(r"(TLSV1|SSLV3) ALERT [A-Z ]+", failure)
+        return (f"the server side at {host} aborted the handshake ({alert.group(0).strip() if alert else 'TLS alert'}): "
+                f"it refused the client's certificate or identity")
+    if "WRONG VERSION NUMBER" in failure or "PACKET LENGTH TOO LONG" in failure:
+        return f"the client sidecar expected TLS from {host} but got plaintext back (the server side does not speak mTLS there)"
+    body = _norm(r.body).lower()
+    if "UH" in flags or "no healthy upstream" in body:
+        return "the client proxy had no healthy endpoint for this service (none published, or all ejected by outlier detection)"
+    if "NR" in flags:
+        return "the client proxy has no route for this host (no service or ServiceEntry for it in the client's cluster)"
+    if "UF" in flags and via_gateway and ("connection termination" in body or "reset" in body or not failure):
+        return (f"the east-west gateway at {host} closed the connection without a TLS answer: its AUTO_PASSTHROUGH "
+                f"filter chains match neither the SNI nor the ALPN the client sent, or it has nothing behind that SNI")
+    if r.status is None and r.error:
+        if "timed out" in r.error:
+            return f"no answer within the request time limit; the client side cannot tell where it stalled ({NOT_DETERMINED})"
+        return f"the request got no HTTP response ({r.error}); {NOT_DETERMINED}"
+    if r.ok:
+        return None
+    return NOT_DETERMINED
+
+
+def _is_spiffe(text: str) -> bool:
+    try:
+        SpiffeId.parse(text)
+        return True
+    except ValueError:
+        return False
+
+
 def likely_cause(batch: Batch) -> str | None:
-    """Name the known cause of the first failed response, if its symptom is a known one."""
-    for r in batch:
-        if r.ok:
-            continue
-        text = " ".join([r.body, r.error or "", *r.response_headers.values()])
-        for needle, cause in _CAUSES:
-            if needle.lower() in text.lower():
-                return cause
-    return None
+    """The cause the batch's evidence shows, most common first; None when every response is clean."""
+    causes = Counter(c for c in (cause_of(r) for r in batch) if c)
+    if not causes:
+        return None
+    (top, n), *rest = causes.most_common()
+    more = f" (and {len(rest)} other symptom(s) in the batch)" if rest else ""
+    return f"{top} [{n}/{len(batch)} responses]{more}"
 
 
 def evidence(batch: Batch, *, limit: int = 20) -> str:
-    """The tally, the summaries and the first unexpected raw response."""
+    """The tally, the likely cause, the summaries and the first unexpected raw response."""
     lines = ["tally: " + ", ".join(f"{n} x {k}" for k, n in tally(batch).most_common())]
     cause = likely_cause(batch)
     if cause:
@@ -66,9 +127,9 @@ def evidence(batch: Batch, *, limit: int = 20) -> str:
     lines += [r.summary() for r in batch[:limit]]
     if len(batch) > limit:
         lines.append(f"... {len(batch) - limit} more")
-    odd = next((r for r in batch if not r.ok), None)
+    odd = next((r for r in batch if not r.ok or r.retried), None)
     if odd is not None:
-        lines += ["first failed response, raw:", odd.raw()]
+        lines += ["first failed or retried response, raw:", odd.raw()]
     return "\n".join(lines)
 
 
@@ -80,14 +141,56 @@ def ok() -> BatchCheck:
     return check
 
 
-def served_from(cluster: str) -> BatchCheck:
-    """Every request succeeded and was served in ``cluster``."""
+def served_from(cluster: str, plan: AllPlan | None = None) -> BatchCheck:
+    """Every request succeeded on its first attempt and was served in ``cluster``."""
     def check(batch: Batch) -> str | None:
         counts = tally(batch)
         want = f"200 from {cluster}"
-        return None if counts == Counter({want: len(batch)}) else (
-            f"expected all {len(batch)} requests served in {cluster}; observed {dict(counts)}"
+        if counts == Counter({want: len(batch)}):
+            return None
+        stats = f" ({plan.describe()})" if plan else ""
+        return f"expected all {len(batch)} requests served in {cluster} on the first attempt; observed {dict(counts)}{stats}"
+    return check
+
+
+def served_by(service: str, cluster: str) -> BatchCheck:
+    """Every request was answered, on its first attempt, by ``service`` in ``cluster`` (the echo body names both):
+    a gateway that sends an SNI to the wrong service, or a retry that lands elsewhere, fails it."""
+    def check(batch: Batch) -> str | None:
+        seen = Counter(
+            f"{r.service} in {r.cluster}" + (f" after {r.upstream_attempts} attempts" if r.retried else "") if r.cluster
+            else next(iter(tally([r])))
+            for r in batch
         )
+        want = f"{service} in {cluster}"
+        return None if seen == Counter({want: len(batch)}) else f"expected every answer from {want} on the first attempt; observed {dict(seen)}"
+    return check
+
+
+def first_attempt() -> BatchCheck:
+    """No request needed a retry: a failed attempt answered by another endpoint is a failure of the first path."""
+    def check(batch: Batch) -> str | None:
+        retried = [r for r in batch if r.retried]
+        return None if not retried else (
+            f"expected every request answered on its first upstream attempt; {len(retried)}/{len(batch)} were retried "
+            f"({dict(tally(retried))})"
+        )
+    return check
+
+
+def split(plan: SplitPlan, cluster: str) -> BatchCheck:
+    """The count served in ``cluster`` lies in the plan's band; every request succeeded on its first attempt."""
+    def check(batch: Batch) -> str | None:
+        bad = [r for r in batch if not r.ok or r.retried]
+        if bad:
+            return f"{len(bad)}/{len(batch)} requests failed or needed a retry ({dict(tally(bad))}); {plan.describe()}"
+        if len(batch) != plan.n:
+            return f"expected a batch of {plan.n} requests, got {len(batch)}"
+        served = sum(1 for r in batch if r.cluster == cluster)
+        if plan.accepts(served):
+            return None
+        return (f"expected {plan.low}..{plan.high} of {plan.n} served in {cluster}; observed {served} "
+                f"({served / plan.n:.1%}); {plan.describe()}")
     return check
 
 
@@ -96,6 +199,27 @@ def peer_is(identity: SpiffeId) -> BatchCheck:
     def check(batch: Batch) -> str | None:
         seen = Counter(str(r.peer_identity) if r.peer_identity else "no XFCC URI (not mTLS)" for r in batch)
         return None if seen == Counter({str(identity): len(batch)}) else f"expected peer {identity} on every answer; observed {dict(seen)}"
+    return check
+
+
+def identities_in(trust_domain: str, clusters: Sequence[str]) -> BatchCheck:
+    """Every answer came over mTLS, every identity the workloads presented (XFCC ``By=`` the server,
+    ``URI=`` the client) is in ``trust_domain``, and servers of every one of ``clusters`` answered."""
+    def check(batch: Batch) -> str | None:
+        seen: Counter[str] = Counter()
+        for r in batch:
+            if not r.ok:
+                seen[next(iter(tally([r])))] += 1
+                continue
+            for role, ident in (("server", r.server_identity), ("client", r.peer_identity)):
+                seen[f"{role} {ident.trust_domain if ident else 'no identity (not mTLS)'} in {r.cluster}"] += 1
+        wrong = {k: n for k, n in seen.items() if not k.split(" in ")[0].endswith(f" {trust_domain}")}
+        answered = {r.cluster for r in batch if r.ok}
+        missing = [c for c in clusters if c not in answered]
+        if wrong or missing:
+            return (f"expected every presented identity in trust domain {trust_domain} and servers of {', '.join(clusters)} "
+                    f"answering; observed {dict(seen)}" + (f"; no answer from {', '.join(missing)}" if missing else ""))
+        return None
     return check
 
 
@@ -161,3 +285,63 @@ def expect(batch: Batch, check: BatchCheck, *, context: str = "") -> None:
     if reason:
         extra = f"\n{context}" if context else ""
         raise AssertionError(f"{reason}{extra}\n{evidence(batch)}")
+
+
+def _region(locality: str) -> str:
+    return locality.split("/")[0]
+
+
+def locality_cause(endpoints: Sequence[ProxyEndpoint], weights: dict[str, int] | None, *, own_region: str,
+                   expected_shares: dict[str, float] | None = None) -> str:
+    """The likely cause of a locality failure, read from the client's endpoint table (locality, priority,
+    weight, health) and its locality weights; ``expected_shares`` (region -> share) for distribute.
+
+    Never guesses: when the configuration matches what was expected and every endpoint is healthy,
+    it says the cause is not determined.
+    """
+    if not endpoints:
+        return "the client proxy has no endpoint at all for this service"
+    unhealthy = [e for e in endpoints if not e.healthy]
+    if unhealthy:
+        where = ", ".join(f"{e.address}:{e.port} ({e.locality or 'no locality'})" for e in unhealthy)
+        return (f"endpoint(s) {where} are unhealthy or ejected by outlier detection: Envoy moves their locality's "
+                f"share to healthy endpoints; the locality settings are not the cause, the failing endpoint is")
+    regions = {_region(e.locality) for e in endpoints}
+    priorities = {e.priority for e in endpoints}
+    if expected_shares is not None:
+        if weights is None:
+            if len(priorities) > 1:
+                return ("the client applies failover priorities, not distribute weights: the DestinationRule in force "
+                        "is not the distribute one")
+            return ("locality load balancing is off: the client has no locality weights and one priority for every "
+                    "locality (Istio applies distribute only with localityLbSetting enabled)")
+        total = sum(weights.values()) or 1
+        shares: dict[str, float] = {}
+        for loc, w in weights.items():
+            shares[_region(loc)] = shares.get(_region(loc), 0.0) + w / total
+        observed = ", ".join(f"{r} {s:.0%}" for r, s in sorted(shares.items()))
+        wanted = ", ".join(f"{r} {s:.0%}" for r, s in sorted(expected_shares.items()))
+        if any(abs(shares.get(r, 0.0) - s) > 0.005 for r, s in expected_shares.items()):
+            inverted = all(abs(shares.get(r, 0.0) - (1 - s)) < 0.005 for r, s in expected_shares.items()) and len(expected_shares) == 2
+            return (f"the client's locality weights are {observed}, not the expected {wanted}"
+                    f"{': inverted' if inverted else ''} (the distribute rule in force differs from the one under test)")
+        return (f"the client's locality weights are the expected {wanted} and every endpoint is healthy; "
+                f"{NOT_DETERMINED}")
+    # preference: the client's own region must be the only priority-0 locality
+    if len(priorities) == 1 and len(regions) > 1:
+        return ("locality load balancing is off: every locality has the same priority (Istio applies failover "
+                "priorities only with localityLbSetting enabled and outlierDetection set)")
+    top = min(priorities)
+    first = {_region(e.locality) for e in endpoints if e.priority == top}
+    if first != {own_region}:
+        return f"the client's first priority holds {sorted(first)}, not its own region {own_region}"
+    if own_region not in regions:
+        return f"the client has no endpoint in its own region {own_region}"
+    return f"the client's own region {own_region} alone has the first priority and is healthy; {NOT_DETERMINED}"
+
+
+def endpoint_table(endpoints: Sequence[ProxyEndpoint], weights: dict[str, int] | None) -> str:
+    """The endpoint table for evidence: address, locality, priority, weight, health; and locality weights."""
+    lines = [f"  {e.summary()}" for e in endpoints] or ["  (no endpoints)"]
+    lines.append(f"  locality weights: {weights if weights else 'none (no locality-weighted load balancing)'}")
+    return "\n".join(lines)

@@ -155,6 +155,8 @@ class EchoResponse:
     latency_s: float
     error: str | None = None
     cluster: str | None = None
+    #: the service the echo server runs as (its SERVICE_NAME): who actually answered
+    service: str | None = None
     pod: str | None = None
     namespace: str | None = None
     locality: str | None = None
@@ -179,6 +181,7 @@ class EchoResponse:
             status=status,
             latency_s=latency_s,
             cluster=data.get("cluster"),
+            service=data.get("service"),
             pod=data.get("pod"),
             namespace=data.get("namespace"),
             locality=data.get("locality"),
@@ -255,6 +258,30 @@ class EchoResponse:
         """Envoy response flags of the client proxy (``UF``, ``NR``...), where the backend reports them."""
         return _header(self.response_headers, "x-eastwest-response-flags")
 
+    @property
+    def upstream_attempts(self) -> int | None:
+        """How many upstream attempts the client proxy made (Envoy's ``%UPSTREAM_REQUEST_ATTEMPT_COUNT%``);
+        more than one means earlier attempts failed and were retried, maybe on another endpoint."""
+        value = _header(self.response_headers, "x-eastwest-upstream-attempts")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def retried(self) -> bool:
+        return (self.upstream_attempts or 1) > 1
+
+    @property
+    def upstream_host(self) -> str | None:
+        """The address the client proxy last sent this request to (``%UPSTREAM_HOST%``)."""
+        value = _header(self.response_headers, "x-eastwest-upstream-host")
+        return None if value in (None, "-") else value
+
+    @property
+    def upstream_failure(self) -> str | None:
+        """Why the client proxy's last upstream connection failed (``%UPSTREAM_TRANSPORT_FAILURE_REASON%``;
+        in a header Envoy writes its spaces as underscores)."""
+        value = _header(self.response_headers, "x-eastwest-upstream-failure")
+        return None if value in (None, "-", "") else value
+
     def summary(self) -> str:
         """One line for logs and failure messages."""
         if self.status is None:
@@ -262,6 +289,10 @@ class EchoResponse:
         where = f"cluster={self.cluster} pod={self.pod} locality={self.locality}" if self.cluster else "not echo"
         peer = self.peer_identity
         flags = f" flags={self.response_flags}" if self.response_flags not in (None, "-") else ""
+        if self.retried:
+            flags += f" attempts={self.upstream_attempts}"
+        if self.service and self.cluster:
+            where = f"service={self.service} " + where
         return (
             f"{self.url} -> {self.status} {where} peer={peer or '-'}{flags} "
             f"in {self.latency_s * 1000:.0f} ms"
@@ -282,7 +313,9 @@ class EchoResponse:
             "error": self.error,
             "latency_ms": round(self.latency_s * 1000, 2),
             "cluster": self.cluster,
+            "service": self.service,
             "pod": self.pod,
+            "upstream_attempts": self.upstream_attempts,
             "locality": self.locality,
             "peer_identity": str(self.peer_identity) if self.peer_identity else None,
             "response_flags": self.response_flags,

@@ -200,6 +200,8 @@ class Outbound:
                                         {"header": {"key": "x-eastwest-response-flags", "value": "%RESPONSE_FLAGS%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
                                         {"header": {"key": "x-eastwest-upstream-host", "value": "%UPSTREAM_HOST%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
                                         {"header": {"key": "x-eastwest-upstream-failure", "value": "%UPSTREAM_TRANSPORT_FAILURE_REASON%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+                                        # Envoy's upstream attempt count: a retry hides a failed first attempt
+                                        {"header": {"key": "x-eastwest-upstream-attempts", "value": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
                                     ],
                                 },
                                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}],
