@@ -21,9 +21,14 @@ ECHO_EU_ONLY_URL = "http://echo-eu-only.echo.svc.cluster.local/"
 CLIENT_WITHOUT_SIDECAR = Workload("legacy", "sleep")
 #: manifests/suites/security/client-with-untrusted-root.yaml
 CLIENT_WITH_UNTRUSTED_ROOT = Workload("sleep", "sleep-untrusted")
-#: manifests/suites/routing/serviceentry-echo-eu.yaml
-SERVICE_ENTRY_URL = "http://echo.eu.mesh.local:15443/"
-SERVICE_ENTRY_UPSTREAM = "outbound|15443||echo.eu.mesh.local"
+#: the echo service's name, as its answers name it (the echo body's "service")
+ECHO_SERVICE = "echo"
+#: manifests/suites/security/echo-in-eu-only.yaml
+ECHO_EU_ONLY_SERVICE = "echo-eu-only"
+#: manifests/suites/routing/serviceentry-echo-eu.yaml: the seed's ServiceEntry, called as the seed's
+#: verification does (``curl http://echo.eu.mesh.local/``): port 80, its endpoint the EU gateway's 15443
+SERVICE_ENTRY_URL = "http://echo.eu.mesh.local/"
+SERVICE_ENTRY_UPSTREAM = "outbound|80||echo.eu.mesh.local"
 
 #: manifests/suites/security/echo-in-eu-only.yaml: the SNI a sidecar sends it across the EU gateway
 ECHO_EU_ONLY_SNI = "outbound_.80_._.echo-eu-only.echo.svc.cluster.local"

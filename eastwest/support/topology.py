@@ -35,6 +35,9 @@ class ClusterSpec:
     #: the control plane's fixed address on the transit network, which the other cluster's istiod
     #: reaches (kind only: the remote secret's server)
     api_server_address: str | None = None
+    #: the DNS name of the east-west gateway's load balancer (a cloud LB's hostname; kind: a name the
+    #: backend makes resolvable), which a ServiceEntry with ``resolution: DNS`` points at
+    gateway_hostname: str = ""
 
     @property
     def locality(self) -> str:
@@ -75,9 +78,11 @@ class Topology:
             "REGION": me.region,
             "ZONE": me.zone,
             "GATEWAY_ADDRESS": me.gateway_address,
+            "GATEWAY_HOSTNAME": me.gateway_hostname,
         }
         for c in self.clusters:
             out[f"{c.name.upper()}_GATEWAY_ADDRESS"] = c.gateway_address
+            out[f"{c.name.upper()}_GATEWAY_HOSTNAME"] = c.gateway_hostname
             out[f"{c.name.upper()}_NETWORK"] = c.network
         return out
 
@@ -118,6 +123,7 @@ def load_topology(path: Path) -> Topology:
                     gateway_address=str(ipaddress.IPv4Address(_field(c, "gatewayAddress", where))),
                     node_subnet=ipaddress.IPv4Network(c["nodeSubnet"]) if "nodeSubnet" in c else None,
                     api_server_address=str(ipaddress.IPv4Address(c["apiServerAddress"])) if "apiServerAddress" in c else None,
+                    gateway_hostname=str(c.get("gatewayHostname") or f"istio-eastwestgateway.{c['name']}.lb.internal"),
                 )
             )
         topo = Topology(

@@ -7,7 +7,7 @@ import pytest
 from eastwest.mesh import Cluster
 from eastwest.support import checks
 from eastwest.support.eventually import Eventually
-from eastwest.workloads import ECHO_EU_ONLY_URL, SLEEP
+from eastwest.workloads import ECHO_EU_ONLY_SERVICE, ECHO_EU_ONLY_URL, SLEEP
 
 pytestmark = [
     pytest.mark.core,
@@ -21,7 +21,7 @@ def test_eu_server_sees_the_us_client_spiffe_id(us: Cluster, eu: Cluster, eventu
     client_id = us.spiffe_id(SLEEP.namespace, "sleep")
     responses = eventually(
         lambda: us.call(SLEEP, ECHO_EU_ONLY_URL, count=10),
-        until=checks.all_of(checks.served_from(eu.name), checks.peer_is(client_id)),
+        until=checks.all_of(checks.served_by(ECHO_EU_ONLY_SERVICE, eu.name), checks.peer_is(client_id)),
         what="US client reaching the EU-only echo over mTLS",
     )
     assert client_id.trust_domain == "corp.local", f"client identity {client_id} is outside trust domain corp.local"

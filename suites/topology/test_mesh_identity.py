@@ -1,10 +1,13 @@
-"""Topology: the two clusters form one mesh, on two networks."""
+"""Topology: the two clusters form one mesh, on two networks, and their workloads present its identity."""
 
 from __future__ import annotations
 
 import pytest
 
 from eastwest.mesh import Mesh
+from eastwest.support import checks
+from eastwest.support.eventually import Eventually
+from eastwest.workloads import ECHO_URL, SLEEP
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network")]
 
@@ -17,6 +20,20 @@ def test_clusters_share_mesh_id_and_trust_domain(mesh: Mesh) -> None:
     assert set(mesh_ids.values()) == {mesh.topology.mesh_id}, f"expected mesh ID {mesh.topology.mesh_id!r} everywhere; observed {mesh_ids}"
     assert set(trust_domains.values()) == {mesh.topology.trust_domain}, (
         f"expected trust domain {mesh.topology.trust_domain!r} everywhere; observed {trust_domains}"
+    )
+
+
+@pytest.mark.features("mtls")
+@pytest.mark.parametrize("region", ["us", "eu"])
+def test_workloads_present_the_mesh_trust_domain(mesh: Mesh, region: str, eventually: Eventually) -> None:
+    """What workloads actually present, not what the control plane was told: from a region's client, the
+    echo servers of every cluster answer over mTLS, and every SPIFFE ID seen (XFCC By= the server,
+    URI= the client) is in the mesh's trust domain."""
+    client = mesh.cluster(region)
+    eventually(
+        lambda: client.call(SLEEP, ECHO_URL, count=10),
+        until=checks.identities_in(mesh.topology.trust_domain, list(mesh.clusters)),
+        what=f"identities presented to and by the {region} client in trust domain {mesh.topology.trust_domain}",
     )
 
 

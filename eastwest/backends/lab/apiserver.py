@@ -140,12 +140,22 @@ def _check_semantics(doc: Document) -> None:
         if not spec.get("hosts"):
             raise ManifestError(f"{doc.ref}: spec.hosts is required")
         ports = {p.get("name") for p in spec.get("ports") or []}
+        resolution = spec.get("resolution", "NONE")
+        if resolution == "NONE":
+            # NONE is original-destination passthrough: it needs the traffic capture the lab does not have
+            raise ManifestError(f"{doc.ref}: spec.resolution NONE (the default) is not supported by the lab backend: it "
+                                f"forwards to the original destination, which needs iptables capture; use STATIC or DNS")
+        if resolution == "DNS" and not spec.get("endpoints"):
+            raise ManifestError(f"{doc.ref}: spec.resolution DNS without endpoints resolves the hosts themselves, which the "
+                                f"lab cannot; list endpoints (an address, or a gateway's load-balancer name)")
         for i, ep in enumerate(spec.get("endpoints") or []):
-            if not re.match(r"^\d+\.\d+\.\d+\.\d+$", str(ep.get("address", ""))):
-                raise ManifestError(
-                    f"{doc.ref}: spec.endpoints[{i}].address must be an IPv4 address in the lab "
-                    f"(got {ep.get('address')!r}; hostname endpoints need DNS the lab does not have)"
-                )
+            address = str(ep.get("address", ""))
+            if not _IPV4.match(address) and resolution != "DNS":
+                # istiod's validation: with STATIC resolution endpoints must be IP addresses
+                raise ManifestError(f"{doc.ref}: spec.endpoints[{i}].address {address!r} is a name; with resolution "
+                                    f"{resolution} endpoints must be IP addresses (use resolution DNS for names)")
+            if "weight" in ep and int(ep["weight"]) < 1:
+                raise ManifestError(f"{doc.ref}: spec.endpoints[{i}].weight must be at least 1, got {ep['weight']}")
             for name in (ep.get("ports") or {}):
                 if name not in ports:
                     raise ManifestError(f"{doc.ref}: spec.endpoints[{i}].ports names port {name!r}, which spec.ports lacks")
@@ -170,6 +180,9 @@ def _check_semantics(doc: Document) -> None:
             raise ManifestError(f"{doc.ref}: spec.selector.matchLabels does not match the pod template labels")
 
 
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
 @dataclass(frozen=True)
 class Key:
     kind: str
@@ -182,6 +195,8 @@ class Store:
 
     def __init__(self) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
+        #: the DNS names the lab's resolver answers (the gateways' load-balancer names)
+        self.dns_names: frozenset[str] = frozenset()
 
     @staticmethod
     def key(doc: Document) -> Key:
@@ -193,10 +208,22 @@ class Store:
         namespaces = {k.name for k in self.objects if k.kind == "Namespace"} | {"default"}
         for doc in docs:
             validate(doc)
+            self._check_names(doc)
             if doc.kind == "Namespace":
                 namespaces.add(doc.name)
             elif (doc.namespace or "default") not in namespaces:
                 raise ManifestError(f'{doc.ref}: namespace "{doc.namespace}" not found (apply its Namespace first)')
+
+    def _check_names(self, doc: Document) -> None:
+        """A DNS endpoint must be a name the lab resolves: anything else would silently get no endpoint."""
+        if doc.kind != "ServiceEntry":
+            return
+        for i, ep in enumerate((doc.body.get("spec") or {}).get("endpoints") or []):
+            address = str(ep.get("address", ""))
+            if not _IPV4.match(address) and address not in self.dns_names:
+                known = ", ".join(sorted(self.dns_names)) or "none"
+                raise ManifestError(f"{doc.ref}: spec.endpoints[{i}].address {address!r} is a name the lab cannot resolve "
+                                    f"(it resolves the gateways' load-balancer names: {known})")
 
     def apply(self, docs: list[Document]) -> None:
         self.check_apply(docs)

@@ -8,8 +8,10 @@
 
 Pods route everything through their node. A node knows only its own pod subnet and the
 transit subnet, so a US pod can reach the EU gateway's address but not an EU pod IP
-("network unreachable"). Gateways know the way back to the other cluster's pods through
-that cluster's node (the lab's stand-in for the source NAT a real node would do).
+("network unreachable"). A node source-NATs what its pods send out to the transit network
+(nf_tables masquerade, as a kind/cloud node does for pod traffic leaving the node), so a
+remote gateway answers the node's transit address and needs no route to the other
+cluster's pods: like a real east-west gateway, it reaches only its own cluster's pods.
 
 Every bridge gets a fixed MAC address when it is made. A Linux bridge without one takes
 the lowest MAC of its ports, so a new pod's veth could change the MAC behind the pod
@@ -25,12 +27,44 @@ import threading
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
+from pyroute2.nftables.expressions import genex, ipv4addr, masq
+from pyroute2.nftables.main import NFTables
 
 from eastwest.backends.lab.netns import NetNS
 from eastwest.support.topology import ClusterSpec, Topology
 
 NODE_TRANSIT_OFFSET = 200  # node i gets transit address .200+i
 TRANSIT_BRIDGE_MAC = "02:65:77:ff:00:01"  # locally administered ("ew"), never a port's
+
+
+NFPROTO_IPV4 = 2
+NFT_META_OIFNAME = 7
+IFNAMSIZ = 16
+
+
+def _oifname_is(name: str) -> list[dict[str, object]]:
+    """nf_tables ``meta oifname "<name>"``: the packet leaves through that interface."""
+    return [genex("meta", {"dreg": 1, "key": NFT_META_OIFNAME}),
+            genex("cmp", {"sreg": 1, "op": 0, "data": {"attrs": [("NFTA_DATA_VALUE", name.encode().ljust(IFNAMSIZ, b"\0"))]}})]
+
+
+def masquerade_pods(ns: NetNS, pod_subnet: ipaddress.IPv4Network, out_ifname: str = "eth0") -> None:
+    """``ip saddr <pods> oifname eth0 masquerade`` in the node's namespace, programmed over netlink.
+
+    Mirrors a Kubernetes node (kind's kindnetd ``ip-masq``, a cloud node's SNAT): pod traffic that
+    leaves the node for a non-pod network carries the node's address, and replies come back to the
+    node, which un-NATs them to the pod. Istio relies on it: the east-west gateway of the other
+    network never routes to this cluster's pod IPs.
+    """
+    with ns.entered():
+        nft = NFTables(nfgen_family=NFPROTO_IPV4)
+        try:
+            nft.table("add", name="eastwest-node")
+            nft.chain("add", table="eastwest-node", name="postrouting", type="nat", hook="postrouting", priority=100)
+            nft.rule("add", table="eastwest-node", chain="postrouting",
+                     expressions=(ipv4addr(src=str(pod_subnet)), _oifname_is(out_ifname), masq()))
+        finally:
+            nft.close()
 
 
 def node_bridge_mac(index: int) -> str:
@@ -123,6 +157,7 @@ class LabNetwork:
                 ip.link("add", ifname="cbr0", kind="bridge", address=node_bridge_mac(i))
                 _address(ip, "cbr0", ipaddress.IPv4Interface(f"{pod_gw}/{spec.pod_subnet.prefixlen}"))
             ns.sysctl("net/ipv4/ip_forward", "1")
+            masquerade_pods(ns, spec.pod_subnet)
             self.nodes[spec.name] = Node(spec, ns, transit_ip, pod_gw)
 
     def _veth(self, a: str, ns_a: NetNS, b: str, ns_b: NetNS, *, master: str | None = None) -> None:
@@ -149,12 +184,11 @@ class LabNetwork:
         if external_ip:
             transit = self.topology.transit_subnet
             self._veth(f"gw-{cluster}", self.root, "eth1", ns, master="transit")
+            # the gateway's load-balancer leg: on-link to the transit network only. No route to another
+            # cluster's pods (a real east-west gateway has none); replies go to the sending node's address.
             with ns.entered(), IPRoute() as ip:
                 ip.link("set", index=ip.link_lookup(ifname="eth1")[0], address=gateway_external_mac(list(self.nodes).index(cluster)))
                 _address(ip, "eth1", ipaddress.IPv4Interface(f"{external_ip}/{transit.prefixlen}"))
-                for other in self.nodes.values():
-                    if other.spec.name != cluster:
-                        ip.route("add", dst=str(other.spec.pod_subnet), gateway=str(other.transit_ip))
         return PodNet(name, ns, str(iface.ip), node_if, external_ip)
 
     def legs(self, cluster: str, pod: PodNet) -> list[Leg]:

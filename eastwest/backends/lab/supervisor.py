@@ -67,6 +67,8 @@ class Lab(NetworkTester):
         self.kubelet = Kubelet(topology, self.network, cas, untrusted)
         self.dataplane = DataPlane()
         self.clusters = {n: ClusterRuntime(n) for n in topology.names}
+        for rt in self.clusters.values():  # the lab's DNS: the gateways' load-balancer names
+            rt.store.dns_names = frozenset(c.gateway_hostname for c in topology.clusters)
         self.lock = threading.RLock()
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lab")
         self.stopping = threading.Event()

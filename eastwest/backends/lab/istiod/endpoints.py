@@ -2,7 +2,8 @@
 
 Endpoints on the client's own network are pod IPs; endpoints on another network are
 replaced by that network's east-west gateway at 15443, keeping their locality, weighted by
-how many endpoints they stand for (Istio's ``EndpointsByNetworkFilter``). A DestinationRule's
+how many endpoints they stand for (Istio's ``EndpointsByNetworkFilter``). A ServiceEntry
+endpoint's ``weight`` is its load-balancing weight, as istiod passes it to Envoy. A DestinationRule's
 ``localityLbSetting`` turns localities into failover priorities or distribute weights.
 """
 
@@ -32,11 +33,11 @@ def split_horizon(registry: Registry, svc: ServiceModel, port: int, pod: PodInfo
     groups: dict[EndpointGroup, int] = defaultdict(int)
     for ep in svc.endpoints.get(port, []):
         if not svc.k8s or ep.network == pod.network:
-            groups[EndpointGroup(ep.locality, ep.ip, ep.port, ep.sidecar)] += 1
+            groups[EndpointGroup(ep.locality, ep.ip, ep.port, ep.sidecar)] += ep.weight
         else:
             gw = registry.gateway_for(ep.network)
             if gw is not None:
-                groups[EndpointGroup(ep.locality, gw.address, GATEWAY_PORT, ep.sidecar)] += 1
+                groups[EndpointGroup(ep.locality, gw.address, GATEWAY_PORT, ep.sidecar)] += ep.weight
     return groups
 
 

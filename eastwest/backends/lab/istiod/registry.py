@@ -66,6 +66,20 @@ class Endpoint:
     locality: str
     service_account: str
     sidecar: bool
+    #: the endpoint's load-balancing weight: a ServiceEntry endpoint's ``weight`` (istiod passes it to Envoy
+    #: as ``load_balancing_weight``), 1 for a pod
+    weight: int = 1
+
+
+#: istiod's network label: on a pod (or WorkloadEntry) it names the endpoint's network; on the system
+#: namespace it names the default network of the cluster's endpoints (pilot kube controller network.go)
+NETWORK_LABEL = "topology.istio.io/network"
+
+
+def endpoint_network(state: ClusterState, pod: PodInfo) -> str:
+    """The network istiod gives a pod's endpoint: the pod's network label, else the label on istio-system
+    (``setNetworkFromNamespace``), else the cluster's ``global.network`` (what the lab's injection would label)."""
+    return pod.labels.get(NETWORK_LABEL) or state.store.namespace_labels(ROOT_NAMESPACE).get(NETWORK_LABEL) or pod.network
 
 
 @dataclass
@@ -119,9 +133,9 @@ class Registry:
                         number = pod.ports.get(target) if isinstance(target, str) else int(target)
                         if number is None:
                             continue
-                        model.endpoints[int(p["port"])].append(
-                            Endpoint(state.spec.name, pod.network, pod.ip, number, pod.locality, pod.service_account, pod.sidecar)
-                        )
+                        model.endpoints[int(p["port"])].append(Endpoint(
+                            state.spec.name, endpoint_network(state, pod), pod.ip, number, pod.locality, pod.service_account, pod.sidecar
+                        ))
         return services
 
     def service_entries(self, state: ClusterState) -> dict[str, ServiceModel]:
@@ -141,11 +155,26 @@ class Registry:
                         port = (ep.get("ports") or {}).get(p["name"], p.get("targetPort", p["number"]))
                         tls = (ep.get("labels") or {}).get("security.istio.io/tlsMode") == "istio"
                         locality = str(ep.get("locality") or "")
-                        model.endpoints[int(p["number"])].append(
-                            Endpoint(state.spec.name, state.spec.network, str(ep["address"]), int(port), locality, "", tls)
-                        )
+                        # resolution DNS: Envoy resolves the endpoint's name (STRICT_DNS); the lab's resolver knows the
+                        # names of the gateways' load balancers, and the API server refused any other name
+                        address = self.resolve(str(ep["address"])) if spec.get("resolution") == "DNS" else str(ep["address"])
+                        model.endpoints[int(p["number"])].append(Endpoint(
+                            state.spec.name, state.spec.network, address, int(port), locality, "", tls, int(ep.get("weight", 1))
+                        ))
                 out[host] = model
         return out
+
+    def resolve(self, name: str) -> str:
+        """A DNS name -> its address, as the proxies' resolver answers: load-balancer names of the gateways
+        (``gatewayHostname`` in topology.yaml). An IP resolves to itself."""
+        if all(part.isdigit() for part in name.split(".")) and name.count(".") == 3:
+            return name
+        for state in self.clusters.values():
+            if state.gateway and state.spec.gateway_hostname == name:
+                return state.gateway.address
+        # the API server refuses names the lab cannot resolve; a known name whose gateway is not up yet
+        # resolves to nothing, like a load balancer still provisioning
+        return "0.0.0.0"
 
     def gateway_for(self, network: str) -> GatewayInfo | None:
         for state in self.clusters.values():
