@@ -27,6 +27,7 @@ EJECTION = {
     "NetworkChaos/partition":
         "suites/failover/test_network_faults.py::test_us_echo_partitioned_from_everything_fails_over_to_eu_and_back",
 }
+DISTRIBUTE = "suites/locality/test_locality_preference.py::test_distribute_splits_traffic_80_20"
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
 
@@ -66,7 +67,7 @@ def test_two_root_cas_fail_mtls_naming_the_shared_root() -> None:
     result = run_suites(MTLS, "--lab-break", "split-roots")
     assert result.returncode == 1, result.stdout[-3000:]
     assert "1 failed" in result.stdout
-    assert "the clusters do not share one root CA" in result.stdout, result.stdout[-3000:]
+    assert "do not share one root CA" in result.stdout, result.stdout[-3000:]
 
 
 def test_destination_rule_without_sni_fails_the_route_naming_the_sni(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_destination_rule_without_sni_fails_the_route_naming_the_sni(tmp_path: P
     result = run_suites(SE_ROUTE, "--manifests", str(manifests))
     assert result.returncode == 1, result.stdout[-3000:]
     assert (
-        "the US client sends SNI 'outbound_.15443_._.echo.eu.mesh.local' (mTLS), which matches NONE of "
+        "the US client sends SNI 'outbound_.80_._.echo.eu.mesh.local' (mTLS), which matches NONE of "
         "the EU gateway's AUTO_PASSTHROUGH chains"
     ) in result.stdout, result.stdout[-3000:]
 
@@ -113,3 +114,19 @@ def test_failover_without_outlier_detection_fails_naming_it(tmp_path: Path) -> N
     assert result.stdout.count("no failover: the local endpoint was never ejected (is outlierDetection set?)") >= len(tests), \
         result.stdout[-5000:]
     assert "locality failover is not in effect" in result.stdout, result.stdout[-5000:]
+
+
+def _split(us: int, eu: int) -> Callable[[dict], None]:
+    def edit(doc: dict) -> None:
+        doc["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["distribute"][0]["to"] = {"us/*": us, "eu/*": eu}
+    return edit
+
+
+@pytest.mark.parametrize(("us", "eu"), [(70, 30), (90, 10)], ids=["70-30", "90-10"])
+def test_a_wrong_split_fails_distribute_naming_the_weights(tmp_path: Path, us: int, eu: int) -> None:
+    """The 80/20 check fails a lab switched to 70/30 or 90/10, and blames the weights, not locality LB being off."""
+    manifests = broken_manifests(tmp_path, "suites/locality/destinationrule-echo-distribute.yaml", _split(us, eu))
+    result = run_suites(DISTRIBUTE, "--manifests", str(manifests))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"the client's locality weights are eu {eu}%, us {us}%, not the expected eu 20%, us 80%" in result.stdout, result.stdout[-3000:]
+    assert "locality load balancing is off" not in result.stdout
