@@ -4,7 +4,8 @@ network label on istio-system, and gateways that reach only their own cluster's 
 from __future__ import annotations
 
 import shutil
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

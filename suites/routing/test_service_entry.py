@@ -13,7 +13,12 @@ from eastwest.mesh import Cluster
 from eastwest.support import checks, envoy
 from eastwest.support.eventually import Eventually
 from eastwest.workloads import (
-    EASTWEST_GATEWAY, ECHO_SERVICE, GATEWAY_PORT, SERVICE_ENTRY_UPSTREAM, SERVICE_ENTRY_URL, SLEEP,
+    EASTWEST_GATEWAY,
+    ECHO_SERVICE,
+    GATEWAY_PORT,
+    SERVICE_ENTRY_UPSTREAM,
+    SERVICE_ENTRY_URL,
+    SLEEP,
 )
 
 pytestmark = [pytest.mark.core, pytest.mark.features("multi-network", "mtls", "service-entry", "proxy-config-dump")]
