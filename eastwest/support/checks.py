@@ -84,13 +84,17 @@ def cause_of(r: EchoResponse) -> str | None:
     if "WRONG VERSION NUMBER" in failure or "PACKET LENGTH TOO LONG" in failure:
         return f"the client sidecar expected TLS from {host} but got plaintext back (the server side does not speak mTLS there)"
     body = _norm(r.body).lower()
+    if "connection refused" in failure.lower() or "connection refused" in body:
+        return f"nothing listens at {host}: the client proxy's connection was refused (a wrong endpoint port, or no listener there)"
     if "UH" in flags or "no healthy upstream" in body:
         return "the client proxy had no healthy endpoint for this service (none published, or all ejected by outlier detection)"
-    if "NR" in flags:
+    from_proxy = (r.response_headers.get("server") or r.response_headers.get("Server")) == "envoy" and r.cluster is None
+    if "NR" in flags or (r.status == 404 and from_proxy and not r.response_flags):
+        # a route's response headers never reach an answer for which no route matched: 404 from the proxy itself
         return "the client proxy has no route for this host (no service or ServiceEntry for it in the client's cluster)"
     if "UF" in flags and via_gateway and ("connection termination" in body or "reset" in body or not failure):
         return (f"the east-west gateway at {host} closed the connection without a TLS answer: its AUTO_PASSTHROUGH "
-                f"filter chains match neither the SNI nor the ALPN the client sent, or it has nothing behind that SNI")
+                f"filter chains match neither the SNI nor the ALPN the client sent, or it cannot reach what is behind that SNI")
     if r.status is None and r.error:
         if "timed out" in r.error:
             return f"no answer within the request time limit; the client side cannot tell where it stalled ({NOT_DETERMINED})"
@@ -208,13 +212,13 @@ def identities_in(trust_domain: str, clusters: Sequence[str]) -> BatchCheck:
     def check(batch: Batch) -> str | None:
         seen: Counter[str] = Counter()
         for r in batch:
-            if not r.ok:
+            if not r.ok or r.retried:
                 seen[next(iter(tally([r])))] += 1
                 continue
             for role, ident in (("server", r.server_identity), ("client", r.peer_identity)):
                 seen[f"{role} {ident.trust_domain if ident else 'no identity (not mTLS)'} in {r.cluster}"] += 1
         wrong = {k: n for k, n in seen.items() if not k.split(" in ")[0].endswith(f" {trust_domain}")}
-        answered = {r.cluster for r in batch if r.ok}
+        answered = {r.cluster for r in batch if r.ok and not r.retried}
         missing = [c for c in clusters if c not in answered]
         if wrong or missing:
             return (f"expected every presented identity in trust domain {trust_domain} and servers of {', '.join(clusters)} "
@@ -332,6 +336,11 @@ def locality_cause(endpoints: Sequence[ProxyEndpoint], weights: dict[str, int] |
         return ("locality load balancing is off: every locality has the same priority (Istio applies failover "
                 "priorities only with localityLbSetting enabled and outlierDetection set)")
     top = min(priorities)
+    disguised = [e for e in endpoints if e.priority == top and e.port == int(GATEWAY_PORT_SUFFIX[1:]) and _region(e.locality) == own_region]
+    if disguised:
+        where = ", ".join(f"{e.address}:{e.port}" for e in disguised)
+        return (f"an endpoint behind an east-west gateway ({where}) carries the client's own locality {disguised[0].locality}: "
+                f"a remote cluster's workloads are labelled with this region (istio-locality or node labels)")
     first = {_region(e.locality) for e in endpoints if e.priority == top}
     if first != {own_region}:
         return f"the client's first priority holds {sorted(first)}, not its own region {own_region}"

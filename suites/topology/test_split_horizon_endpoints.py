@@ -15,7 +15,10 @@ def test_us_client_reaches_eu_echo_through_the_eu_gateway(us: Cluster, eu: Clust
     endpoints = us.proxy_endpoints(SLEEP, ECHO_UPSTREAM)
     seen = [f"{e.address}:{e.port} ({e.locality or 'no locality'})" for e in endpoints]
     gateway = (eu.gateway_address(), GATEWAY_PORT)
-    assert gateway in [(e.address, e.port) for e in endpoints], f"expected the EU gateway {gateway[0]}:{gateway[1]} among {ECHO_UPSTREAM} endpoints; observed {seen}"
     leaked = sorted(set(eu.pod_ips(ECHO)) & {e.address for e in endpoints})
     assert not leaked, f"EU pod IPs {leaked} appear as endpoints in the US: the mesh treats the networks as flat; observed {seen}"
+    assert gateway in [(e.address, e.port) for e in endpoints], (
+        f"expected the EU gateway {gateway[0]}:{gateway[1]} among {ECHO_UPSTREAM} endpoints; observed {seen} (the US control "
+        f"plane has no EU endpoint behind a gateway: it does not see the EU cluster, or knows no gateway for its network)"
+    )
     assert set(us.pod_ips(ECHO)) <= {e.address for e in endpoints}, f"expected the US echo pods {us.pod_ips(ECHO)} as local endpoints; observed {seen}"

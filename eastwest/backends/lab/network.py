@@ -133,8 +133,10 @@ class Leg:
 class LabNetwork:
     """Builds and tears down the lab's namespaces and links. Runs inside the supervisor."""
 
-    def __init__(self, topology: Topology):
+    def __init__(self, topology: Topology, *, flat: bool = False):
         self.topology = topology
+        #: break pod-networks-flat: nodes route each other's pod subnets (one flat network)
+        self.flat = flat
         self.root = NetNS.current("transit")
         self.nodes: dict[str, Node] = {}
         self._lock = threading.Lock()
@@ -159,6 +161,12 @@ class LabNetwork:
             ns.sysctl("net/ipv4/ip_forward", "1")
             masquerade_pods(ns, spec.pod_subnet)
             self.nodes[spec.name] = Node(spec, ns, transit_ip, pod_gw)
+        if self.flat:
+            for node in self.nodes.values():
+                with node.ns.entered(), IPRoute() as ip:
+                    for other in self.nodes.values():
+                        if other is not node:
+                            ip.route("add", dst=str(other.spec.pod_subnet), gateway=str(other.transit_ip))
 
     def _veth(self, a: str, ns_a: NetNS, b: str, ns_b: NetNS, *, master: str | None = None) -> None:
         """A veth pair with end ``a`` in ``ns_a`` (optionally enslaved to bridge ``master``) and ``b`` in ``ns_b``."""

@@ -61,7 +61,7 @@ class Lab(NetworkTester):
         self.topology = topology
         self.breaks = breaks
         self.envoy = envoy_binary(envoy)
-        self.network = LabNetwork(topology)
+        self.network = LabNetwork(topology, flat="pod-networks-flat" in breaks)
         cas = pki.mesh_cas(list(topology.names), split_roots="split-roots" in breaks)
         untrusted = pki.new_root("untrusted root CA", org="not-the-mesh").intermediate("untrusted")
         self.kubelet = Kubelet(topology, self.network, cas, untrusted)
@@ -114,6 +114,8 @@ class Lab(NetworkTester):
         if net and net != mesh.network:
             raise ManifestError(f"{req.cluster}: gateway networkGateway={net} differs from istiod global.network={mesh.network}")
         spec = self.topology.cluster(req.cluster)
+        # only a LoadBalancer Service gets an external address; istiod ignores a network gateway without one
+        lb = str((req.gateway.get("service") or {}).get("type", "LoadBalancer")) == "LoadBalancer"
         with self.lock:
             rt.installed = mesh
             extra = {str(k): str(v) for k, v in (req.gateway.get("labels") or {}).items()}
@@ -121,7 +123,7 @@ class Lab(NetworkTester):
             if net:
                 rt.gateway_labels["topology.istio.io/network"] = net
             if rt.gateway is None:
-                rt.gateway = self._gateway_pod(rt, name, spec.gateway_address if net else None)
+                rt.gateway = self._gateway_pod(rt, name, spec.gateway_address if net and lb else None)
                 self._start([rt.gateway], req.within)
         return mesh
 
@@ -189,7 +191,10 @@ class Lab(NetworkTester):
         if not pods:
             return
         for pod in pods:
-            self.kubelet.prepare_proxy(pod, self._trust_domain(pod.cluster))
+            trust_domain = self._trust_domain(pod.cluster)
+            if "foreign-trust-domain-workloads" in self.breaks and pod.cluster == self.topology.names[-1]:
+                trust_domain = f"{pod.cluster}.local"  # break: certificates apart from istiod's trust domain
+            self.kubelet.prepare_proxy(pod, trust_domain)
             if pod.envoy is not None and self.breaks:
                 path = pod.envoy.dir / "bootstrap.json"
                 path.write_text(json.dumps(lab_breaks.bootstrap(json.loads(path.read_text()), self.breaks)))
@@ -221,7 +226,7 @@ class Lab(NetworkTester):
 
     def _push(self, within: float, start: list[Pod] | None = None) -> None:
         """Recompute every proxy's config, publish what changed, wait until proxies run it."""
-        cp = ControlPlane(self._states())
+        cp = ControlPlane(self._states(), self.breaks)
         changed = []
         for rt in self.clusters.values():
             for pod in rt.all_pods():

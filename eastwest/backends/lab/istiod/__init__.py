@@ -41,8 +41,8 @@ MIRRORS_ISTIO = "1.30.3"
 class ControlPlane:
     """Computes every proxy's configuration from the state of all clusters (one push)."""
 
-    def __init__(self, clusters: dict[str, ClusterState]):
-        self.registry = Registry(clusters)
+    def __init__(self, clusters: dict[str, ClusterState], breaks: frozenset[str] = frozenset()):
+        self.registry = Registry(clusters, breaks)
         self._outbound = Outbound(self.registry)
         self._inbound = Inbound(self.registry)
         self._gateway = EastWestGateway(self.registry)

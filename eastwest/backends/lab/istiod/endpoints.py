@@ -32,7 +32,9 @@ def split_horizon(registry: Registry, svc: ServiceModel, port: int, pod: PodInfo
     """The endpoints ``pod`` sees for ``svc:port``, remote networks folded into their gateway."""
     groups: dict[EndpointGroup, int] = defaultdict(int)
     for ep in svc.endpoints.get(port, []):
-        if not svc.k8s or ep.network == pod.network:
+        if "remote-secret-missing" in registry.breaks and svc.k8s and ep.cluster != pod.cluster:
+            continue  # break: this istiod never learnt the other cluster's endpoints
+        if not svc.k8s or ep.network == pod.network or "split-horizon-off" in registry.breaks:
             groups[EndpointGroup(ep.locality, ep.ip, ep.port, ep.sidecar)] += ep.weight
         else:
             gw = registry.gateway_for(ep.network)
@@ -89,9 +91,11 @@ class LocalityPlan:
     locality_weighted: bool = False
 
 
-def locality_plan(pod: PodInfo, groups: dict[EndpointGroup, int], lb: dict[str, Any], outlier: dict[str, Any] | None) -> LocalityPlan:
+def locality_plan(pod: PodInfo, groups: dict[EndpointGroup, int], lb: dict[str, Any], outlier: dict[str, Any] | None,
+                  breaks: frozenset[str] = frozenset()) -> LocalityPlan:
     lls = lb.get("localityLbSetting") or {}
-    locality_on = lls.get("enabled", True) is not False
+    # Istio applies locality load balancing only to proxies that have a locality (break: proxy-locality-unset)
+    locality_on = lls.get("enabled", True) is not False and "proxy-locality-unset" not in breaks
     distribute = lls.get("distribute") or []
     localities = sorted({g.locality for g in groups})
     weights = distribute_weights(pod.locality, localities, distribute) if locality_on and distribute else None

@@ -83,11 +83,12 @@ class EastWestGateway:
         assert gw is not None
         groups: dict[EndpointGroup, int] = defaultdict(int)
         for e in svc.endpoints.get(port, []):
-            if e.network == gw.network:
-                groups[EndpointGroup(e.locality, e.ip, e.port, e.sidecar)] += 1
+            # ISTIO_META_REQUESTED_NETWORK_VIEW: only this network's endpoints (break: gateway-ignores-network-view)
+            if e.network == gw.network or "gateway-ignores-network-view" in self.registry.breaks:
+                groups[EndpointGroup(e.locality, e.ip, e.port, e.sidecar)] += e.weight
         policy = dict((self.registry.destination_rule(state, svc.host) or {}).get("trafficPolicy") or {})
         policy.pop("tls", None)  # the gateway passes mTLS through: the rule's TLS settings are the client's
-        plan = locality_plan(gw.pod, groups, policy.get("loadBalancer") or {}, policy.get("outlierDetection"))
+        plan = locality_plan(gw.pod, groups, policy.get("loadBalancer") or {}, policy.get("outlierDetection"), self.registry.breaks)
         return {"@type": CLUSTER, "name": sni, "type": "STATIC", "load_assignment": load_assignment(sni, gw.pod, groups, plan),
                 **traffic_policy(policy, plan)}
 
@@ -121,6 +122,12 @@ class EastWestGateway:
                             "filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": TCP_PROXY, "stat_prefix": sni, "cluster": sni, "access_log": access_log("/dev/stdout")}}],
                         }
                     )
+        if chains and "gateway-one-service" in self.registry.breaks:  # break: every SNI to the last chain's service
+            target = chains[-1]["filters"][0]["typed_config"]["cluster"]
+            for chain in chains:
+                chain["filters"][0]["typed_config"]["cluster"] = target
+        if chains and "gateway-plaintext-passthrough" in self.registry.breaks:  # break: a catch-all chain, TLS or not
+            chains.append({"name": "catch-all", "filters": [dict(chains[-1]["filters"][0])]})
         listeners = []
         if chains:
             listeners.append(

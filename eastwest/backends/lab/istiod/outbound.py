@@ -122,7 +122,7 @@ class Outbound:
         dr = self.registry.destination_rule(state, svc.host) or {}
         policy = dr.get("trafficPolicy") or {}
         groups = split_horizon(self.registry, svc, port, pod)
-        plan = locality_plan(pod, groups, policy.get("loadBalancer") or {}, policy.get("outlierDetection"))
+        plan = locality_plan(pod, groups, policy.get("loadBalancer") or {}, policy.get("outlierDetection"), self.registry.breaks)
         cluster: dict[str, Any] = {
             "@type": CLUSTER,
             "name": name,
@@ -142,7 +142,9 @@ class Outbound:
                 names.append(name)
         names += svc.addresses
         out = [f"{n}:{port}" for n in names]
-        if port == 80 or first_port:
+        # a Host without a port is a request to port 80: Istio matches it only in the port-80 route
+        # (a service without port 80 is not reachable as http://<host>/; the request falls to NR)
+        if port == 80:
             out = names + out
         return out
 

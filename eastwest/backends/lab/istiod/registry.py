@@ -111,8 +111,10 @@ def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 class Registry:
     """Services merged across clusters, and the Istio config each cluster holds."""
 
-    def __init__(self, clusters: dict[str, ClusterState]):
+    def __init__(self, clusters: dict[str, ClusterState], breaks: frozenset[str] = frozenset()):
         self.clusters = clusters
+        #: the lab's deliberate breakages (breaks.py) in force; each acts where its name appears
+        self.breaks = breaks
         self.services = self._discover()
 
     def _discover(self) -> dict[str, ServiceModel]:
