@@ -73,9 +73,9 @@ def _set(path: str, value: Any, *, kind: str | None = None) -> Edit:
             for key in parents:
                 node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
             if value is _DELETE:
-                node.pop(last, None)  # type: ignore[union-attr]
+                node.pop(last, None)
             else:
-                node[last] = value  # type: ignore[index]
+                node[last] = value
     return edit
 
 

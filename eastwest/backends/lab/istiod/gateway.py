@@ -106,7 +106,8 @@ class EastWestGateway:
                     hosts_patterns.extend(server.get("hosts") or [])
         services = dict(self.registry.services)
         services.update({h: s for h, s in self.registry.service_entries(state).items() if not s.mesh_external})
-        chains, clusters = [], []
+        chains: list[dict[str, Any]] = []
+        clusters: list[dict[str, Any]] = []
         if hosts_patterns:
             for host in sorted(services):
                 svc = services[host]
