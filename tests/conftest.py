@@ -12,7 +12,9 @@ from tests.signoff import SuiteRun, run_suites
 FAILING = (
     "suites/security/test_mtls_across_gateway.py",
     "suites/security/test_untrusted_root.py::test_client_with_untrusted_root_is_refused[echo-eu-only]",
-    "suites/topology/test_mesh_identity.py",
+    # the control planes' settings: split roots leave them alone (the workload identities, checked over mTLS, fail)
+    "suites/topology/test_mesh_identity.py::test_clusters_share_mesh_id_and_trust_domain",
+    "suites/topology/test_mesh_identity.py::test_clusters_are_on_distinct_networks",
 )
 #: a passing run, on two pytest-xdist workers (each brings up its own lab; the controller merges)
 PASSING = ("suites/topology/test_mesh_identity.py", "suites/topology/test_east_west_gateways.py")

@@ -37,6 +37,14 @@ def doc_of(text: str) -> Document:
     return d
 
 
+def lab_store() -> Store:
+    """A Store as the lab's supervisor makes it: its resolver knows the gateways' load-balancer names."""
+    store = Store()
+    store.dns_names = frozenset(c.gateway_hostname for c in TOPO.clusters)
+    store.apply(install.documents(ROOT, TOPO, "us", install.BASE_MANIFESTS))
+    return store
+
+
 def refused(d: Document) -> str:
     with pytest.raises(ManifestError) as exc:
         validate(d)
@@ -144,6 +152,7 @@ def test_every_real_manifest_validates(cluster, name):
 @pytest.mark.parametrize("name", [n for n in all_manifests() if n not in install.BASE_MANIFESTS])
 def test_every_suite_manifest_applies_on_the_base_install(cluster, name):
     store = Store()
+    store.dns_names = frozenset(c.gateway_hostname for c in TOPO.clusters)  # as the supervisor sets it
     store.apply(install.documents(ROOT, TOPO, cluster, install.BASE_MANIFESTS))
     docs = install.documents(ROOT, TOPO, cluster, [name])
     store.apply(docs)
@@ -242,8 +251,15 @@ def test_bad_duration_refused():
 
 
 def test_hostname_endpoint_refused():
+    """A name with STATIC resolution is refused as istiod's validation does; with DNS, only names the lab resolves pass."""
     msg = refused(edited(doc_of(SERVICE_ENTRY), lambda b: b["spec"]["endpoints"][0].update(address="echo.eu.example.com")))
-    assert "spec.endpoints[0].address must be an IPv4 address" in msg and "echo.eu.example.com" in msg
+    assert "'echo.eu.example.com' is a name; with resolution STATIC endpoints must be IP addresses" in msg
+    store = lab_store()
+    by_dns = edited(doc_of(SERVICE_ENTRY), lambda b: (b["spec"].update(resolution="DNS"),
+                                                      b["spec"]["endpoints"][0].update(address="echo.eu.example.com")))
+    with pytest.raises(ManifestError, match="'echo.eu.example.com' is a name the lab cannot resolve"):
+        store.check_apply([by_dns])
+    store.check_apply([edited(by_dns, lambda b: b["spec"]["endpoints"][0].update(address=TOPO.cluster("eu").gateway_hostname))])
 
 
 def test_endpoint_port_name_must_exist():

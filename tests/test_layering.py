@@ -78,7 +78,7 @@ def test_suites_run_with_pytest_timeout_installed() -> None:
         capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "2 passed" in result.stdout
+    assert "4 passed" in result.stdout
 
 
 def test_every_package_is_installed() -> None:

@@ -80,7 +80,7 @@ def test_a_failure_is_a_conformance_failure_whose_message_starts_with_the_senten
     assert failed["status"] == "failed"
     message = failed["statusDetails"]["message"]
     assert message.startswith("US client reaching the EU-only echo over mTLS: not converged within 2s"), message[:200]
-    assert "likely cause: TLS verification failed between the sidecars" in message
+    assert "likely cause: the client sidecar could not chain the certificate presented at" in message
     assert failed["statusDetails"]["trace"].rstrip().endswith("eastwest category: conformance/security")
 
 

@@ -216,7 +216,7 @@ def test_status_knob_answers_from_echo_but_not_ok(echo_server):
     r = _get(echo_server, "/?status=503")
     assert r.status == 503 and not r.ok
     assert r.cluster == "eu" and r.pod == "echo-eu-0"  # the echo server itself answered
-    assert " 503 cluster=eu" in r.summary()
+    assert " 503 service=echo cluster=eu" in r.summary()
 
 
 def test_delay_knob_delays_the_answer(echo_server):
