@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from eastwest.backends.lab.mesh import LabMesh
-from eastwest.support import stats
+from eastwest.support import checks, install, stats
 from eastwest.support.errors import ManifestError
 from eastwest.support.manifest import Document
 from eastwest.workloads import EASTWEST_GATEWAY, ECHO, SLEEP
-from tests.labs import running_lab
+from tests.labs import MANIFESTS, running_lab
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="the lab needs unshare (util-linux)")
 
@@ -107,3 +107,35 @@ def test_the_network_label_on_istio_system_decides_the_clusters_network(lab: Lab
         us.apply([namespace])
     seen = {(e.address, e.port) for e in us.proxy_endpoints(SLEEP, "outbound|80||echo.echo.svc.cluster.local")}
     assert (eu.gateway_address(), 15443) in seen and set(us.pod_ips(ECHO)) <= {a for a, _ in seen}, seen
+
+
+
+def test_retries_no_longer_mask_a_broken_remote_path() -> None:
+    """Every EU attempt fails (two roots: the client cannot chain the EU certificate); the client retries on its
+    local endpoint and gets 200 each time. The checks count those answers as failures of the remote path."""
+    mesh = LabMesh(MANIFESTS, breaks=frozenset({"split-roots"}))
+    try:
+        mesh.install()
+        batch = mesh.cluster("us").call(SLEEP, "http://echo.echo.svc.cluster.local/", count=10)
+        assert all(r.ok and r.cluster == "us" for r in batch), "control: retries turn every EU attempt into a US 200"
+        assert any(r.retried for r in batch), [r.summary() for r in batch]
+        assert checks.first_attempt()(batch) is not None and checks.served_from("us")(batch) is not None
+        assert "answered only after 2 upstream attempts" in (checks.likely_cause(batch) or "")
+    finally:
+        mesh.close()
+
+
+def test_an_answer_from_the_wrong_service_is_caught_and_named() -> None:
+    """A gateway sending every SNI to one service (echo): the EU-only service's callers reach echo, whose identity
+    the client refuses; served_by fails and the cause names the SAN the server presented."""
+    mesh = LabMesh(MANIFESTS, breaks=frozenset({"gateway-one-service"}))
+    try:
+        mesh.install()
+        for name in mesh.topology.names:
+            mesh.cluster(name).apply(install.documents(MANIFESTS, mesh.topology, name, ["suites/security/echo-in-eu-only.yaml"]))
+        batch = mesh.cluster("us").call(SLEEP, "http://echo-eu-only.echo.svc.cluster.local/", count=4)
+        assert checks.served_by("echo-eu-only", "eu")(batch) is not None
+        cause = checks.likely_cause(batch) or ""
+        assert "SAN check: the server presented ['spiffe://corp.local/ns/echo/sa/echo']" in cause, cause
+    finally:
+        mesh.close()

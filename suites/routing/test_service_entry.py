@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from eastwest.mesh import Cluster
-from eastwest.support import checks, envoy
+from eastwest.settings import Settings
+from eastwest.support import checks, envoy, stats
 from eastwest.support.eventually import Eventually
 from eastwest.workloads import (
     EASTWEST_GATEWAY,
@@ -35,19 +36,21 @@ def sni_evidence(us: Cluster, eu: Cluster) -> str:
 
 
 @pytest.mark.manifests("routing/serviceentry-echo-eu.yaml", "routing/destinationrule-echo-eu.yaml", clusters=("us",))
-def test_service_entry_with_destination_rule_routes_to_eu_over_mtls(us: Cluster, eu: Cluster, eventually: Eventually) -> None:
+def test_service_entry_with_destination_rule_routes_to_eu_over_mtls(us: Cluster, eu: Cluster, settings: Settings,
+                                                                    eventually: Eventually) -> None:
     """http://echo.eu.mesh.local/ (the seed's entry) plus ISTIO_MUTUAL + sni reaches the EU echo service over mTLS,
     each request on its first attempt and answered by the service the SNI names."""
+    plan = stats.all_plan(settings.sample_size, what=f"answered by {ECHO_SERVICE} in {eu.name}", miss_rate=settings.miss_rate)
     eventually(
-        lambda: us.call(SLEEP, SERVICE_ENTRY_URL, count=5),
+        lambda: us.call(SLEEP, SERVICE_ENTRY_URL, count=plan.n),
         until=checks.all_of(checks.served_by(ECHO_SERVICE, eu.name), checks.peer_is(us.spiffe_id("sleep", "sleep"))),
-        what="US client reaching EU echo through the seed's ServiceEntry",
+        what=f"US client reaching EU echo through the seed's ServiceEntry ({plan.describe()})",
         context=lambda: sni_evidence(us, eu),
     )
 
 
 @pytest.mark.manifests("routing/serviceentry-echo-eu.yaml", clusters=("us",))
-def test_service_entry_alone_does_not_route(us: Cluster, eu: Cluster, eventually: Eventually) -> None:
+def test_service_entry_alone_does_not_route(us: Cluster, eu: Cluster, settings: Settings, eventually: Eventually) -> None:
     """Without the DestinationRule the client sends plaintext to the gateway it resolved, which drops it."""
     endpoints = [(e.address, e.port) for e in us.proxy_endpoints(SLEEP, SERVICE_ENTRY_UPSTREAM)]
     assert endpoints == [(eu.gateway_address(), GATEWAY_PORT)], (
@@ -56,8 +59,9 @@ def test_service_entry_alone_does_not_route(us: Cluster, eu: Cluster, eventually
     )
     sent = envoy.upstream_sni(us.proxy_config_dump(SLEEP), SERVICE_ENTRY_UPSTREAM)
     assert sent is None, f"expected plaintext (no SNI) towards a MESH_EXTERNAL entry without DestinationRule; the client sends SNI {sent!r}"
+    plan = stats.all_plan(settings.sample_size, what="refused", miss_rate=settings.miss_rate)
     eventually(
-        lambda: us.call(SLEEP, SERVICE_ENTRY_URL, count=5),
+        lambda: us.call(SLEEP, SERVICE_ENTRY_URL, count=plan.n),
         until=checks.refused(),
-        what="the EU gateway dropping plaintext from the ServiceEntry route",
+        what=f"the EU gateway dropping plaintext from the ServiceEntry route ({plan.describe()})",
     )

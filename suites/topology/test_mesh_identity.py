@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eastwest.mesh import Mesh
-from eastwest.support import checks
+from eastwest.settings import Settings
+from eastwest.support import checks, stats
 from eastwest.support.eventually import Eventually
 from eastwest.workloads import ECHO_URL, SLEEP
 
@@ -25,15 +26,16 @@ def test_clusters_share_mesh_id_and_trust_domain(mesh: Mesh) -> None:
 
 @pytest.mark.features("mtls")
 @pytest.mark.parametrize("region", ["us", "eu"])
-def test_workloads_present_the_mesh_trust_domain(mesh: Mesh, region: str, eventually: Eventually) -> None:
+def test_workloads_present_the_mesh_trust_domain(mesh: Mesh, region: str, settings: Settings, eventually: Eventually) -> None:
     """What workloads actually present, not what the control plane was told: from a region's client, the
     echo servers of every cluster answer over mTLS, and every SPIFFE ID seen (XFCC By= the server,
     URI= the client) is in the mesh's trust domain."""
     client = mesh.cluster(region)
+    plan = stats.all_plan(settings.sample_size, what=f"in trust domain {mesh.topology.trust_domain}", miss_rate=settings.miss_rate)
     eventually(
-        lambda: client.call(SLEEP, ECHO_URL, count=10),
+        lambda: client.call(SLEEP, ECHO_URL, count=plan.n),
         until=checks.identities_in(mesh.topology.trust_domain, list(mesh.clusters)),
-        what=f"identities presented to and by the {region} client in trust domain {mesh.topology.trust_domain}",
+        what=f"identities presented to and by the {region} client in trust domain {mesh.topology.trust_domain} ({plan.describe()})",
     )
 
 
