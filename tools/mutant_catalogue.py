@@ -20,6 +20,11 @@ from eastwest.backends.lab.breaks import CATALOGUE as LAB_BREAKS
 
 MTLS = "suites/security/test_mtls_across_gateway.py"
 PLAINTEXT = "suites/security/test_gateway_plaintext.py"
+MUTUAL = "suites/security/test_mutual_authentication.py"
+SERVER = "suites/security/test_server_identity.py"
+FORGED = "suites/security/test_forged_identity_headers.py"
+EXPOSURE = "suites/security/test_gateway_exposure.py"
+WIRE = "suites/security/test_wire.py"
 PEER_AUTH = "suites/security/test_peer_authentication.py"
 UNTRUSTED = "suites/security/test_untrusted_root.py"
 SE_ROUTE = "suites/routing/test_service_entry.py::test_service_entry_with_destination_rule_routes_to_eu_over_mtls"
@@ -104,6 +109,18 @@ _BREAK_MUTANTS: dict[str, tuple[tuple[str, ...], str]] = {
     "split-horizon-off": ((SPLIT_HORIZON,), r"appear as endpoints in the US"),
     "remote-secret-missing": ((SPLIT_HORIZON, MTLS), r"does not see the EU cluster|no healthy endpoint"),
     "proxy-locality-unset": ((PREFERENCE,), r"locality load balancing is off"),
+    # the security suite's breaks (issue 8)
+    "one-way-tls": ((MUTUAL,), r"its TLS is one-way"),
+    "server-skips-trust-domain": ((MUTUAL,), r"does not check the peer's trust domain"),
+    "client-skips-san-check": ((SERVER,), r"not in its DestinationRule's subjectAltNames"),
+    "client-skips-server-verification": ((f"{SERVER}::test_client_refuses_a_server_with_a_certificate_from_another_root",),
+                                         r"does not verify the server's certificate chain"),
+    "xfcc-forwarded": ((FORGED,), r"forwarded the client's X-Forwarded-Client-Cert"),
+    "gateway-plaintext-port": ((f"{EXPOSURE}::test_the_gateway_serves_only_east_west_ports_from_the_other_cluster",),
+                               r"which a real east-west gateway does not serve"),
+    "admin-on-all-addresses": ((f"{EXPOSURE}::test_no_proxy_admin_api_answers_from_outside_its_pod",),
+                               r"admin API listens on a non-loopback address"),
+    "tls12-max": ((WIRE,), r"the client offered no TLS 1.3"),
 }
 
 MUTANTS: tuple[Mutant, ...] = (

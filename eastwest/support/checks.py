@@ -92,9 +92,14 @@ def cause_of(r: EchoResponse) -> str | None:
     if "NR" in flags or (r.status == 404 and from_proxy and not r.response_flags):
         # a route's response headers never reach an answer for which no route matched: 404 from the proxy itself
         return "the client proxy has no route for this host (no service or ServiceEntry for it in the client's cluster)"
-    if "UF" in flags and via_gateway and ("connection termination" in body or "reset" in body or not failure):
-        return (f"the east-west gateway at {host} closed the connection without a TLS answer: its AUTO_PASSTHROUGH "
-                f"filter chains match neither the SNI nor the ALPN the client sent, or it cannot reach what is behind that SNI")
+    if "UF" in flags and ("connection termination" in body or "reset" in body or not failure):
+        if via_gateway:
+            return (f"the east-west gateway at {host} closed the connection during or right after the TLS handshake: its "
+                    f"AUTO_PASSTHROUGH filter chains match neither the SNI nor the ALPN the client sent, or it cannot reach "
+                    f"what is behind that SNI; in TLS 1.3 a server sidecar that refuses the client's certificate also closes "
+                    f"only after the client's handshake (the gateway's SNI chains and the server's ssl.fail_verify_* stats say which)")
+        return (f"the server at {host} closed the connection right after the TLS handshake: in TLS 1.3 that is how a server "
+                f"sidecar refuses the client's certificate (its ssl.fail_verify_* stats confirm it)")
     if r.status is None and r.error:
         if "timed out" in r.error:
             return f"no answer within the request time limit; the client side cannot tell where it stalled ({NOT_DETERMINED})"
