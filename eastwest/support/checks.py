@@ -92,7 +92,7 @@ def cause_of(r: EchoResponse) -> str | None:
     if "NR" in flags or (r.status == 404 and from_proxy and not r.response_flags):
         # a route's response headers never reach an answer for which no route matched: 404 from the proxy itself
         return "the client proxy has no route for this host (no service or ServiceEntry for it in the client's cluster)"
-    if "UF" in flags and ("connection termination" in body or "reset" in body or not failure):
+    if flags & {"UF", "UC"} and ("connection termination" in body or "reset" in body or not failure):
         if via_gateway:
             return (f"the east-west gateway at {host} closed the connection during or right after the TLS handshake: its "
                     f"AUTO_PASSTHROUGH filter chains match neither the SNI nor the ALPN the client sent, or it cannot reach "
