@@ -123,7 +123,8 @@ class LabCluster(Cluster):
         return out
 
     def proxy_config_dump(self, workload: Workload | str) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self._admin(Workload.parse(workload), "/config_dump"))
+        # with the EDS endpoints (locality weights, priorities), as `istioctl proxy-config all` shows them
+        result: dict[str, Any] = json.loads(self._admin(Workload.parse(workload), "/config_dump?include_eds"))
         return result
 
     def proxy_logs(self, workload: Workload | str, lines: int = 50) -> str | None:
