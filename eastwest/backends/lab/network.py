@@ -37,6 +37,8 @@ NODE_TRANSIT_OFFSET = 200  # node i gets transit address .200+i
 TRANSIT_BRIDGE_MAC = "02:65:77:ff:00:01"  # locally administered ("ew"), never a port's
 
 
+#: the node's own nf_tables table (its pods' masquerade): infrastructure, not a fault
+NODE_NAT_TABLE = "eastwest-node"
 NFPROTO_IPV4 = 2
 NFT_META_OIFNAME = 7
 IFNAMSIZ = 16
@@ -59,9 +61,9 @@ def masquerade_pods(ns: NetNS, pod_subnet: ipaddress.IPv4Network, out_ifname: st
     with ns.entered():
         nft = NFTables(nfgen_family=NFPROTO_IPV4)
         try:
-            nft.table("add", name="eastwest-node")
-            nft.chain("add", table="eastwest-node", name="postrouting", type="nat", hook="postrouting", priority=100)
-            nft.rule("add", table="eastwest-node", chain="postrouting",
+            nft.table("add", name=NODE_NAT_TABLE)
+            nft.chain("add", table=NODE_NAT_TABLE, name="postrouting", type="nat", hook="postrouting", priority=100)
+            nft.rule("add", table=NODE_NAT_TABLE, chain="postrouting",
                      expressions=(ipv4addr(src=str(pod_subnet)), _oifname_is(out_ifname), masq()))
         finally:
             nft.close()
