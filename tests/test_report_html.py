@@ -86,7 +86,7 @@ def test_a_run_whose_mesh_never_came_up_says_broken_with_the_reason(reports: dic
     browser.open(reports["broken"].as_uri())
     text = browser.wait_for_text("Variables")
     assert "eastwest conformance on lab (the mesh never came up): BROKEN" in text
-    assert "Broken\n4" in text and "Global Errors 1" in text, text[:1500]
+    assert "Broken\n6" in text and "Global Errors 1" in text, text[:1500]
     assert "Result\nbroken: the lab mesh could not be brought up: " in text
     browser.click_text("Global Errors")
     assert "the lab mesh could not be brought up: " in browser.wait_for_text("Error")

@@ -95,7 +95,7 @@ def test_each_phase_is_a_step_and_a_wait_keeps_its_first_and_last_attempt(failin
     assert attempts >= 3, table["name"]
     assert text(failing_run, table).splitlines()[2].startswith("#1-#"), "identical attempts fold into one line"
     shown = [s["name"] for s in wait["steps"]]
-    assert shown[0].startswith(f"Attempt 1 of {attempts} (+0.00 s): not yet: expected all 10 requests served in eu")
+    assert shown[0].startswith(f"Attempt 1 of {attempts} (+0.00 s): not yet: expected every answer from echo-eu-only in eu on the first attempt")
     assert shown[1].startswith(f"Attempt {attempts} of {attempts} ")
     raw = [a for a in attachments(wait) if a["name"] == "raw responses"]
     assert len(raw) == 2, f"{attempts} attempts must attach 2 raw batches, not {len(raw)}"

@@ -161,6 +161,7 @@ def _installed(manifests: Path, topology: Topology, name: str) -> WorldCluster:
         labels["topology.istio.io/network"] = net
     wc = WorldCluster(topology, name, str(g.get("meshID", "")), str(istiod.get("meshConfig", {}).get("trustDomain", "cluster.local")),
                       str(g.get("network", "")), gw_name, labels)
+    wc.store.dns_names = frozenset(c.gateway_hostname for c in topology.clusters)  # as the supervisor's resolver
     if net:
         spec = topology.cluster(name)
         info = PodInfo(name, wc.network, ROOT_NAMESPACE, f"{gw_name}-{name}-0", wc.allocate_ip(), labels, gw_name, spec.locality, False)
