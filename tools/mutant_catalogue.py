@@ -34,6 +34,8 @@ IDENTITY = "suites/topology/test_mesh_identity.py"
 GATEWAYS = "suites/topology/test_east_west_gateways.py"
 SPLIT_HORIZON = "suites/topology/test_split_horizon_endpoints.py"
 POD_NETWORKS = "suites/topology/test_pod_networks.py"
+HTTP_ABORT = "suites/failover/test_http_faults.py::test_http_abort_on_us_echo_fails_over_to_eu_and_back"
+
 NETWORK_VIEW = "suites/topology/test_gateway_network_view.py"
 
 Docs = list[dict[str, Any]]
@@ -180,6 +182,11 @@ MUTANTS: tuple[Mutant, ...] = (
            (PREFERENCE,), r"locality load balancing is off", ((FAILOVER, _set("spec.trafficPolicy.outlierDetection", _DELETE)),)),
     Mutant("failover-disabled", "failover", "localityLbSetting.enabled false under failover", (PREFERENCE,),
            r"locality load balancing is off", ((FAILOVER, _set("spec.trafficPolicy.loadBalancer.localityLbSetting.enabled", False)),)),
+    Mutant("failover-long-ejection", "failover", "baseEjectionTime 10m, as in the istio.io failover task: traffic does not come home",
+           (HTTP_ABORT,), r"no failback", ((FAILOVER, _set("spec.trafficPolicy.outlierDetection.baseEjectionTime", "10m")),)),
+    Mutant("failover-lenient-outlier-detection", "failover", "outlierDetection that needs 50 consecutive 5xx and counts no gateway errors",
+           (HTTP_ABORT,), r"never ejected", ((FAILOVER, _set("spec.trafficPolicy.outlierDetection", {
+               "consecutive5xxErrors": 50, "interval": "1s", "baseEjectionTime": "5s", "maxEjectionPercent": 100})),)),
     # ---- discovery and exposure
     Mutant("network-label-same", "discovery", "istio-system labelled us-net in both clusters (istio/istio#39712)", (SPLIT_HORIZON,),
            r"appear as endpoints in the US", (("istio/istio-system.yaml", _set("metadata.labels", {"topology.istio.io/network": "us-net"})),)),
