@@ -28,6 +28,9 @@ def main() -> None:
         times.append(elapsed)
         failed = "" if result.returncode == 0 else " FAILED"
         print(f"run {i + 1}: {elapsed:.1f} s ({last}){failed}", flush=True)
+        for line in result.stdout.splitlines():  # which tests, so a failed run can be followed up
+            if line.startswith(("FAILED ", "ERROR ")):
+                print(f"    {line[:300]}", flush=True)
     print(f"pytest suites/ --mesh lab: median {statistics.median(times):.1f} s (min {min(times):.1f}, max {max(times):.1f}, {runs} runs)")
 
 
