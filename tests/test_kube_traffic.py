@@ -20,6 +20,7 @@ from eastwest.apps import echo
 from eastwest.backends.kube import traffic
 from eastwest.backends.kube.mesh import KubeCluster
 from eastwest.settings import Timeouts
+from eastwest.support import envoy
 from eastwest.support.topology import load_topology
 from eastwest.workloads import SLEEP
 from tests.kube_fakes import FakeApi, World
@@ -129,7 +130,7 @@ def test_endpoints_from_envoy_clusters_json() -> None:
             {"address": {"socket_address": {"address": "172.31.255.20", "port_value": 15443}}, "locality": {"region": "eu", "zone": "eu-a"},
              "priority": 1, "health_status": {"eds_health_status": "HEALTHY", "failed_outlier_check": True}, "weight": 1}]},
         {"name": "other", "host_statuses": [{"address": {"socket_address": {"address": "1.1.1.1", "port_value": 1}}}]}]}
-    found = traffic.endpoints(clusters, "outbound|80||echo.echo.svc.cluster.local")
+    found = envoy.endpoints(clusters, "outbound|80||echo.echo.svc.cluster.local")
     assert [(e.address, e.port, e.locality, e.priority, e.healthy) for e in found] == [
         ("10.10.0.7", 8080, "us/us-a", 0, True), ("172.31.255.20", 15443, "eu/eu-a", 1, False)]
 

@@ -229,7 +229,7 @@ class KubeCluster(Cluster):
         return result.stdout
 
     def _proxy_endpoints(self, workload: Workload, upstream: str) -> list[ProxyEndpoint]:
-        return traffic.endpoints(json.loads(self._admin(workload, traffic.CLUSTERS)), upstream)
+        return envoy.endpoints(json.loads(self._admin(workload, traffic.CLUSTERS)), upstream)
 
     def proxy_config_dump(self, workload: Workload | str) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self._admin(Workload.parse(workload), traffic.CONFIG_DUMP))

@@ -13,9 +13,8 @@ from __future__ import annotations
 import base64
 import re
 import shlex
-from typing import Any
 
-from eastwest.mesh import LoadSample, ProbeResult, ProxyEndpoint
+from eastwest.mesh import LoadSample, ProbeResult
 from eastwest.support.echo import EchoResponse
 
 MARK = "@@EW"
@@ -192,17 +191,3 @@ CONFIG_DUMP = ["pilot-agent", "request", "GET", "config_dump"]
 SERVER_INFO = ["pilot-agent", "request", "GET", "server_info"]
 
 
-def endpoints(clusters: dict[str, Any], upstream: str) -> list[ProxyEndpoint]:
-    """The endpoints of ``upstream`` in Envoy's ``/clusters?format=json``: address, locality, priority, health, weight."""
-    out = []
-    for status in clusters.get("cluster_statuses", []):
-        if status.get("name") != upstream:
-            continue
-        for host in status.get("host_statuses", []):
-            addr = host["address"]["socket_address"]
-            loc = host.get("locality") or {}
-            health = host.get("health_status") or {}
-            healthy = health.get("eds_health_status", "HEALTHY") == "HEALTHY" and not health.get("failed_outlier_check")
-            out.append(ProxyEndpoint(addr["address"], int(addr["port_value"]), "/".join(filter(None, [loc.get("region"), loc.get("zone")])),
-                                     int(host.get("priority", 0)), healthy, int(host.get("weight", 1))))
-    return out

@@ -108,19 +108,7 @@ class LabCluster(Cluster):
         return self._mesh.conn.request(rpc.Admin(self.name, str(workload), path, self.timeouts.request))
 
     def _proxy_endpoints(self, workload: Workload, upstream: str) -> list[ProxyEndpoint]:
-        data = json.loads(self._admin(workload, "/clusters?format=json"))
-        out = []
-        for status in data.get("cluster_statuses", []):
-            if status.get("name") != upstream:
-                continue
-            for host in status.get("host_statuses", []):
-                addr = host["address"]["socket_address"]
-                loc = host.get("locality") or {}
-                health = host.get("health_status") or {}
-                healthy = health.get("eds_health_status", "HEALTHY") == "HEALTHY" and not health.get("failed_outlier_check")
-                out.append(ProxyEndpoint(addr["address"], int(addr["port_value"]), "/".join(filter(None, [loc.get("region"), loc.get("zone")])),
-                                         int(host.get("priority", 0)), healthy, int(host.get("weight", 1))))
-        return out
+        return envoy.endpoints(json.loads(self._admin(workload, "/clusters?format=json")), upstream)
 
     def proxy_config_dump(self, workload: Workload | str) -> dict[str, Any]:
         # with the EDS endpoints (locality weights, priorities), as `istioctl proxy-config all` shows them
